@@ -1,0 +1,5 @@
+"""Data preparation: raw vocal stems in, cleaned segments with aligned features out.
+
+Stages, one module each, every one a function over a manifest: ingest -> clean -> segment ->
+features -> stats. `data_prep.pipeline.run_prep` drives them; `voiceconv prep` is the CLI.
+"""

@@ -1,0 +1,52 @@
+"""Stage 4, features: log-mel, F0 and voicing of every segment, on one frame grid.
+
+Each segment becomes `features/<singer>/<id>.npz` with `mel` (n_mels, T) float32, `f0` (T,)
+Hz float32 (0 = unvoiced), `voiced` (T,) bool and `audio` (T * hop,) float32: the exact
+samples analysed, so vocoder training needs nothing else.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data_prep.config import PrepConfig
+from voiceconv.audio import read_audio
+from voiceconv.features import FeatureConfig, LogMelSpectrogram, compute_features
+from voiceconv.fileio import atomic_path
+
+
+def settings(config: PrepConfig) -> dict[str, Any]:
+    return {"features": config.features.to_dict()}
+
+
+@functools.lru_cache(maxsize=4)
+def _mel_transform(config: FeatureConfig) -> LogMelSpectrogram:
+    return LogMelSpectrogram(config)
+
+
+def featurize_segment(row: dict[str, Any], config: PrepConfig, out_dir: Path) -> dict[str, Any]:
+    fc = config.features
+    rate = row["sample_rate"]
+    start, stop = round(row["start"] * rate), round(row["end"] * rate)
+    audio = read_audio(out_dir / row["audio"], start=start, stop=stop)
+    feats = compute_features(audio, fc, _mel_transform(fc))
+    feature_path = f"features/{row['id']}.npz"
+    with atomic_path(out_dir / feature_path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, mel=feats.mel, f0=feats.f0, voiced=feats.voiced, audio=feats.audio)
+    return {"rows": [{
+        **row,
+        "features": feature_path,
+        "n_frames": int(feats.f0.shape[0]),
+        "voiced_fraction": round(float(feats.voiced.mean()), 4),
+        "stage": "features",
+    }]}
+
+
+def load_features(path: str | Path) -> dict[str, np.ndarray]:
+    """Arrays of one segment's .npz (no pickles are ever loaded)."""
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}

@@ -1,0 +1,160 @@
+"""Run the prep stages in order over a corpus; every stage reads and writes a manifest.
+
+OUT/
+  manifest.jsonl          one row per segment (the features stage's manifest)
+  rejects.jsonl           one row per rejected input: source, singer, stage, reason
+  feature_config.json     the FeatureConfig of the features
+  prep_config.json        every prep setting of the run
+  stats.json              per-singer statistics
+  stages/<stage>.jsonl    the manifests of ingest, clean and segment (+ their rejects)
+  audio/{ingest,clean}/   mono audio at the feature rate; features/<singer>/<id>.npz
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from data_prep import clean, features, ingest, segment
+from data_prep.config import PrepConfig
+from data_prep.corpus import discover, reject_row
+from data_prep.runner import StageResult, WorkerPool, run_stage
+from data_prep.stats import write_stats
+from voiceconv.errors import VoiceconvError
+from voiceconv.fileio import read_jsonl, remove_stale_temporaries, write_jsonl, write_text_atomic
+
+STAGES = ("ingest", "clean", "segment", "features", "stats")
+# stage -> (function over one item, settings that key its cache, manifest it writes)
+_PER_ITEM = {
+    "ingest": (ingest.ingest_file, ingest.settings, "stages/ingest.jsonl"),
+    "clean": (clean.clean_file, clean.settings, "stages/clean.jsonl"),
+    "segment": (segment.segment_file, segment.settings, "stages/segment.jsonl"),
+    "features": (features.featurize_segment, features.settings, "manifest.jsonl"),
+}
+
+
+@dataclass
+class PrepReport:
+    out_dir: Path
+    stages: list[StageResult] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)  # of the last stage run
+    rejects: list[dict[str, Any]] = field(default_factory=list)  # all stages, this OUT
+    input_seconds: float = 0.0
+    seconds: float = 0.0
+    stats_written: bool = False
+
+
+def run_prep(corpus: str | Path | None, out_dir: str | Path, config: PrepConfig | None = None,
+             stages: tuple[str, ...] = STAGES, jobs: int = 1,
+             progress: bool = True) -> PrepReport:
+    start = time.perf_counter()
+    config = config or PrepConfig()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir)
+    write_text_atomic(out_dir / "prep_config.json",
+                      json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
+    config.features.save(out_dir / "feature_config.json")
+    report = PrepReport(out_dir)
+
+    with WorkerPool(jobs) as pool:
+        for stage in STAGES[: STAGES.index(stages[-1]) + 1]:
+            if stage not in stages:
+                continue
+            if stage == "stats":
+                rows = _read_manifest(out_dir, "features")
+                report.stats_written = write_stats(out_dir / "manifest.jsonl", out_dir, rows)
+                continue
+            fn, stage_settings, manifest = _PER_ITEM[stage]
+            extra_rejects: list[dict[str, Any]] = []
+            if stage == "ingest":
+                if corpus is None:
+                    raise VoiceconvError("the ingest stage needs a corpus folder")
+                items, extra_rejects = discover(corpus)
+            else:
+                items = _read_manifest(out_dir, STAGES[STAGES.index(stage) - 1])
+            result = run_stage(stage, fn, items, config, stage_settings(config), out_dir, pool,
+                               progress)
+            if stage == "ingest":
+                extra_rejects += _drop_duplicates(result)
+            rejects = extra_rejects + [reject_row(item["source"], item["singer"], stage, why)
+                                       for item, why in result.rejects]
+            write_jsonl(out_dir / manifest, result.rows)
+            write_jsonl(out_dir / f"stages/{stage}.rejects.jsonl",
+                        sorted(rejects, key=lambda r: (r["source"], r["reason"])))
+            report.stages.append(result)
+            report.rows = result.rows
+            if stage == "ingest":
+                report.input_seconds = sum(row["duration"] for row in result.rows)
+
+    report.rejects = _collect_rejects(out_dir)
+    write_jsonl(out_dir / "rejects.jsonl", report.rejects)
+    if not report.input_seconds and (out_dir / "stages/ingest.jsonl").is_file():
+        report.input_seconds = sum(r["duration"] for r in read_jsonl(out_dir / _PER_ITEM[
+            "ingest"][2]))
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _read_manifest(out_dir: Path, stage: str) -> list[dict[str, Any]]:
+    path = out_dir / _PER_ITEM[stage][2]
+    if not path.is_file():
+        raise VoiceconvError(f"{path} not found: run the {stage} stage first")
+    return read_jsonl(path)
+
+
+def _drop_duplicates(result: StageResult) -> list[dict[str, Any]]:
+    """Keep the first of files with identical content; reject the copies."""
+    first: dict[str, str] = {}
+    kept, rejects = [], []
+    for row in sorted(result.rows, key=lambda r: r["source"]):
+        if row["hash"] in first:
+            rejects.append(reject_row(row["source"], row["singer"], "ingest",
+                                      f"duplicate of {first[row['hash']]} (same content)"))
+        else:
+            first[row["hash"]] = row["source"]
+            kept.append(row)
+    result.rows = sorted(kept, key=lambda r: r["id"])
+    return rejects
+
+
+def _collect_rejects(out_dir: Path) -> list[dict[str, Any]]:
+    rejects = []
+    for stage in _PER_ITEM:
+        path = out_dir / f"stages/{stage}.rejects.jsonl"
+        if path.is_file():
+            rejects += read_jsonl(path)
+    return rejects
+
+
+def reason_kind(reason: str) -> str:
+    """The reason without its particulars, for counting: 'near-silent (-75 LUFS...)' ->
+    'near-silent'."""
+    return reason.split(" (", 1)[0].split(":", 1)[0]
+
+
+def format_summary(report: PrepReport) -> str:
+    lines = [f"{'stage':<9}{'computed':>9}{'reused':>8}{'rejected':>9}{'seconds':>9}"]
+    for s in report.stages:
+        lines.append(f"{s.name:<9}{s.computed:>9}{s.reused:>8}{len(s.rejects):>9}"
+                     f"{s.seconds:>9.1f}")
+    manifest = report.out_dir / "manifest.jsonl"
+    if manifest.is_file():
+        per_singer: dict[str, list[float]] = {}
+        for row in read_jsonl(manifest):
+            per_singer.setdefault(row["singer"], []).append(row["duration"])
+        lines += ["", f"{'singer':<20}{'segments':>9}{'hours':>9}"]
+        for singer, durations in sorted(per_singer.items()):
+            lines.append(f"{singer:<20}{len(durations):>9}{sum(durations) / 3600:>9.3f}")
+    if report.rejects:
+        lines += ["", "rejected inputs by reason (details in rejects.jsonl):"]
+        for kind, n in sorted(Counter(reason_kind(r["reason"]) for r in report.rejects).items()):
+            lines.append(f"  {n:>4}  {kind}")
+    speed = report.input_seconds / report.seconds if report.seconds else 0.0
+    lines += ["", f"{report.input_seconds / 60:.1f} min of audio in {report.seconds:.1f} s "
+                  f"({speed:.1f}x real time); output in {report.out_dir}"]
+    return "\n".join(lines)

@@ -1,0 +1,78 @@
+"""Stage 5, stats: per-singer mel mean/std and log-F0 statistics.
+
+Mel statistics normalise model inputs; F0 statistics (mean/std of log-F0 over voiced frames,
+percentiles in Hz) drive automatic key fitting at conversion time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data_prep.features import load_features
+from voiceconv.fileio import write_text_atomic
+
+PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
+
+
+def singer_stats(rows: list[dict[str, Any]], out_dir: Path) -> dict[str, dict[str, Any]]:
+    by_singer: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_singer[row["singer"]].append(row)
+    stats = {}
+    for singer, singer_rows in sorted(by_singer.items()):
+        mel_sum = mel_sq = None
+        n_frames = 0
+        f0_voiced = []
+        for row in singer_rows:
+            feats = load_features(out_dir / row["features"])
+            mel = feats["mel"].astype(np.float64)
+            mel_sum = mel.sum(1) if mel_sum is None else mel_sum + mel.sum(1)
+            mel_sq = (mel**2).sum(1) if mel_sq is None else mel_sq + (mel**2).sum(1)
+            n_frames += mel.shape[1]
+            f0_voiced.append(feats["f0"][feats["voiced"]].astype(np.float64))
+        mel_mean = mel_sum / n_frames
+        mel_std = np.sqrt(np.maximum(mel_sq / n_frames - mel_mean**2, 1e-12))
+        f0 = np.concatenate(f0_voiced)
+        lf0 = np.log(f0) if f0.size else np.array([np.nan])
+        stats[singer] = {
+            "n_segments": len(singer_rows),
+            "n_frames": n_frames,
+            "hours": round(sum(r["duration"] for r in singer_rows) / 3600, 6),
+            "voiced_fraction": round(f0.size / n_frames, 6),
+            "mel_mean": [round(float(v), 6) for v in mel_mean],
+            "mel_std": [round(float(v), 6) for v in mel_std],
+            "lf0_mean": _round(np.mean(lf0)),
+            "lf0_std": _round(np.std(lf0)),
+            "f0_percentiles_hz": {f"p{p}": _round(np.percentile(f0, p)) if f0.size else None
+                                  for p in PERCENTILES},
+        }
+    return stats
+
+
+def _round(value: float) -> float | None:
+    return round(float(value), 6) if np.isfinite(value) else None
+
+
+def write_stats(manifest: Path, out_dir: Path, rows: list[dict[str, Any]]) -> bool:
+    """(Re)write OUT/stats.json unless it already describes this exact manifest."""
+    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    path = out_dir / "stats.json"
+    if path.is_file():
+        try:
+            if json.loads(path.read_text(encoding="utf-8")).get("manifest_sha256") == digest:
+                return False
+        except json.JSONDecodeError:
+            pass
+    payload = {"manifest_sha256": digest, "singers": singer_stats(rows, out_dir)}
+    write_text_atomic(path, json.dumps(payload, indent=1, sort_keys=True) + "\n")
+    return True
+
+
+def load_stats(out_dir: str | Path) -> dict[str, dict[str, Any]]:
+    return json.loads((Path(out_dir) / "stats.json").read_text(encoding="utf-8"))["singers"]

@@ -1,0 +1,68 @@
+"""Atomic file writes and JSON-lines manifests.
+
+Every file the pipeline produces appears under its final name only when complete: it is
+written to a hidden temporary name in the same directory, flushed, then renamed (rename is
+atomic within one file system). A killed process leaves at most a temporary file, which
+`remove_stale_temporaries` sweeps on the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+TEMP_MARKER = ".tmp-"
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to `final`; rename it to `final` if the block succeeds."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}{TEMP_MARKER}", dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, final)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def dumps_row(row: dict[str, Any]) -> str:
+    """One canonical JSON line: sorted keys, UTF-8, so equal rows give equal bytes."""
+    return json.dumps(row, sort_keys=True, ensure_ascii=False, allow_nan=False)
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
+    write_text_atomic(path, "".join(dumps_row(r) + "\n" for r in rows))
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def remove_stale_temporaries(directory: str | os.PathLike) -> int:
+    """Delete temporaries left by a killed run under `directory`; return how many."""
+    removed = 0
+    root = Path(directory)
+    if not root.is_dir():
+        return 0
+    for path in root.rglob(f".*{TEMP_MARKER}*"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
