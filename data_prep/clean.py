@@ -50,7 +50,9 @@ def clean_file(row: dict[str, Any], config: PrepConfig, out_dir: Path) -> dict[s
     x = sosfiltfilt(sos, x - dc_offset)
     loudness = integrated_loudness(x, rate)
     if not loudness > c.silence_lufs:
-        return {"reject": f"near-silent ({loudness:.1f} LUFS, threshold {c.silence_lufs:.0f} LUFS)"}
+        # -inf: every 400 ms block is under BS.1770's absolute gate of -70 LUFS.
+        level = f"{loudness:.1f} LUFS" if np.isfinite(loudness) else "below -70 LUFS"
+        return {"reject": f"near-silent ({level}; threshold {c.silence_lufs:.0f} LUFS)"}
     result = normalize_loudness(x, rate, c.target_lufs, c.ceiling_dbtp)
     audio_path = row["audio"].replace("audio/ingest/", "audio/clean/", 1)
     write_audio(out_dir / audio_path, result.audio, rate)

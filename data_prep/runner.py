@@ -92,8 +92,14 @@ def _call(fn: StageFunction, args: tuple) -> Outcome:
         return {"reject": f"unexpected error: {type(exc).__name__}: {exc}", "transient": True}
 
 
+# Where the corpus lives does not change what a file is (its name in the corpus, size and
+# modification time do), so a moved or copied corpus reuses its records.
+UNKEYED_FIELDS = frozenset({"path"})
+
+
 def item_key(stage: str, item: dict[str, Any], settings: dict[str, Any]) -> str:
-    blob = dumps_row({"stage": stage, "item": item, "settings": settings})
+    keyed = {k: v for k, v in item.items() if k not in UNKEYED_FIELDS}
+    blob = dumps_row({"stage": stage, "item": keyed, "settings": settings})
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 

@@ -1,0 +1,172 @@
+"""Hostile input: every bad file gets a clear reject reason, every odd-but-valid file is
+converted correctly, and the CLI answers one line, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from data_prep.config import PrepConfig
+from data_prep.pipeline import run_prep
+from tests.conftest import REPO, read_excerpt
+from voiceconv.features import FeatureConfig
+from voiceconv.fileio import read_jsonl
+
+# dio keeps these tests fast; the F0 method is irrelevant to accepting or rejecting files.
+FAST = PrepConfig(features=FeatureConfig(f0_method="dio"))
+
+# file name -> a fragment the reject reason must contain
+REJECTED = {
+    "empty.wav": "empty file",
+    "text.wav": "cannot decode",
+    "random.flac": "cannot decode",
+    "truncated.wav": "cannot decode",
+    "folder.wav": "is a directory",
+    "dangling.flac": "dangling symlink",
+    "nan_inf.wav": "NaN/Inf",
+    "digital_silence.wav": "digital silence",
+    "near_silence.wav": "near-silent",
+    "one_sample.wav": "too short",
+    "short_clip.wav": "no segment of at least",
+    "clipped.wav": "heavily clipped",
+    "zz_copy.flac": "duplicate of good/reference.flac",
+}
+# odd but valid: all must be accepted and converted correctly
+ACCEPTED = ["8k.wav", "96k_stereo.wav", "six_channels.wav", "u8.wav", "24bit.flac",
+            "float64.wav", "vorbis.ogg", "lame.mp3", "dc_offset.wav", "ünïcødé 歌.flac"]
+
+
+def _singing() -> tuple[np.ndarray, int]:
+    return read_excerpt("pjs", "pjs003_song.flac", 1.0, 4.0)  # 24 kHz
+
+
+def _resampled(x: np.ndarray, sr: int, to: int) -> np.ndarray:
+    import soxr
+
+    return soxr.resample(x, sr, to)
+
+
+def build_hostile_corpus(root: Path) -> Path:
+    x, sr = _singing()
+    bad, good = root / "bad", root / "good"
+    bad.mkdir(parents=True)
+    good.mkdir(parents=True)
+    (bad / "empty.wav").write_bytes(b"")
+    (bad / "text.wav").write_text("this is not audio\n" * 20)
+    (bad / "random.flac").write_bytes(np.random.default_rng(0).bytes(5000))
+    sf.write(bad / "full.wav", x, sr)
+    (bad / "truncated.wav").write_bytes((bad / "full.wav").read_bytes()[:30])
+    (bad / "full.wav").unlink()
+    (bad / "folder.wav").mkdir()
+    (bad / "dangling.flac").symlink_to(root / "does-not-exist.flac")
+    nan = x.astype(np.float32).copy()
+    nan[1000], nan[2000] = np.nan, np.inf
+    sf.write(bad / "nan_inf.wav", nan, sr, subtype="FLOAT")
+    sf.write(bad / "digital_silence.wav", np.zeros(3 * sr), sr)
+    noise = np.random.default_rng(1).standard_normal(3 * sr) * 10 ** (-85 / 20)
+    sf.write(bad / "near_silence.wav", noise, sr, subtype="FLOAT")
+    sf.write(bad / "one_sample.wav", x[:1], sr)
+    sf.write(bad / "short_clip.wav", x[int(2.5 * sr): 3 * sr], sr)  # 0.5 s of singing
+    sf.write(bad / "clipped.wav", np.clip(x * 30, -1, 1), sr)
+
+    sf.write(good / "reference.flac", x, sr)
+    sf.write(good / "zz_copy.flac", x, sr)  # the same bytes under another name
+    sf.write(good / "8k.wav", _resampled(x, sr, 8000), 8000)
+    stereo = _resampled(x, sr, 96000)
+    sf.write(good / "96k_stereo.wav", np.stack([stereo, 0.8 * stereo], 1), 96000)
+    sf.write(good / "six_channels.wav", np.tile(x[:, None], (1, 6)) * 0.9, sr)
+    sf.write(good / "u8.wav", x, sr, subtype="PCM_U8")
+    sf.write(good / "24bit.flac", _resampled(x, sr, 48000), 48000, subtype="PCM_24")
+    sf.write(good / "float64.wav", x.astype(np.float64), sr, subtype="DOUBLE")
+    sf.write(good / "vorbis.ogg", _resampled(x, sr, 44100), 44100, format="OGG",
+             subtype="VORBIS")
+    sf.write(good / "lame.mp3", _resampled(x, sr, 44100), 44100, format="MP3",
+             subtype="MPEG_LAYER_III")
+    sf.write(good / "dc_offset.wav", x * 0.5 + 0.3, sr)
+    sf.write(good / "ünïcødé 歌.flac", 0.7 * x, sr)  # scaled: identical bytes are duplicates
+    return root
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    root = build_hostile_corpus(tmp_path_factory.mktemp("hostile"))
+    out = root.parent / (root.name + "-out")
+    report = run_prep(root, out, FAST, jobs=2, progress=False)
+    return root, out, report
+
+
+def test_each_bad_file_is_rejected_with_its_reason(hostile):
+    _, out, _ = hostile
+    reasons = {Path(r["source"]).name: r["reason"] for r in read_jsonl(out / "rejects.jsonl")}
+    for name, fragment in REJECTED.items():
+        assert name in reasons, f"{name} was not rejected"
+        assert fragment in reasons[name], f"{name}: {reasons[name]!r}"
+    assert set(reasons) == set(REJECTED)  # and nothing good was rejected
+
+
+def test_odd_but_valid_files_are_converted_correctly(hostile):
+    _, out, _ = hostile
+    cleaned = {Path(r["source"]).name: r for r in read_jsonl(out / "stages/clean.jsonl")}
+    segmented = {Path(r["source"]).name for r in read_jsonl(out / "manifest.jsonl")}
+    reference, sr = sf.read(out / cleaned["reference.flac"]["audio"])
+    assert sr == 22050
+    for name in ACCEPTED:
+        assert name in cleaned and name in segmented, name
+        row = cleaned[name]
+        y, rate = sf.read(out / row["audio"])
+        assert rate == 22050 and y.ndim == 1
+        assert abs(len(y) - len(reference)) / sr <= 0.01, name  # same duration within 10 ms
+        n = min(len(y), len(reference))
+        lag = _best_lag(reference[:n], y[:n])
+        a, b = reference[max(0, -lag): n - max(0, lag)], y[max(0, lag): n + min(0, lag)]
+        similarity = np.corrcoef(a, b)[0, 1]
+        # 8 kHz keeps only content below 4 kHz; u8 and lossy codecs add noise.
+        # (the high-pass's edge transient on a removed 0.3 DC step costs a little too).
+        floor = {"8k.wav": 0.9, "u8.wav": 0.99, "lame.mp3": 0.98, "vorbis.ogg": 0.98,
+                 "dc_offset.wav": 0.995}
+        assert similarity > floor.get(name, 0.9999), (name, similarity)
+    assert cleaned["dc_offset.wav"]["dc_offset"] == pytest.approx(0.3, abs=0.01)
+    assert cleaned["96k_stereo.wav"]["source_channels"] == 2
+    assert cleaned["six_channels.wav"]["source_channels"] == 6
+
+
+def _best_lag(a: np.ndarray, b: np.ndarray, max_lag: int = 3000) -> int:
+    """Lag (in samples) of b against a: codecs may add a small delay."""
+    spectrum = np.fft.rfft(b, 2 * len(b)) * np.conj(np.fft.rfft(a, 2 * len(a)))
+    xcorr = np.fft.irfft(spectrum)
+    lags = np.concatenate((np.arange(0, max_lag + 1), np.arange(-max_lag, 0)))
+    values = np.concatenate((xcorr[: max_lag + 1], xcorr[-max_lag:]))
+    return int(lags[np.argmax(values)])
+
+
+def test_rerun_of_a_hostile_corpus_is_idempotent(hostile):
+    root, out, _ = hostile
+    before = {n: (out / n).read_bytes() for n in ("manifest.jsonl", "rejects.jsonl")}
+    again = run_prep(root, out, FAST, jobs=1, progress=False)
+    assert sum(s.computed for s in again.stages) == 0
+    assert {n: (out / n).read_bytes() for n in before} == before
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "voiceconv.cli", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_with_no_usable_file_exits_non_zero_with_one_line(hostile, tmp_path):
+    root, _, _ = hostile
+    done = _cli("prep", str(root / "bad"), str(tmp_path / "out"), "--quiet", "--jobs", "1")
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "no usable audio" in done.stderr
+
+
+def test_cli_with_a_missing_corpus_says_so_in_one_line(tmp_path):
+    done = _cli("prep", str(tmp_path / "nowhere"), str(tmp_path / "out"))
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == f"voiceconv prep: error: corpus folder not found: " \
+                                  f"{tmp_path / 'nowhere'}"
