@@ -53,7 +53,15 @@ def _is_audio_name(name: str) -> bool:
 
 def _folder_candidates(corpus: Path) -> tuple[list[tuple[str, Path, str]], list[dict]]:
     candidates, rejects = [], []
-    for root, dirs, files in os.walk(corpus):
+    seen: set[str] = set()
+    # Symlinked singer folders are common (one corpus assembled from several); follow them,
+    # but never twice into the same real folder, so a link cycle cannot loop forever.
+    for root, dirs, files in os.walk(corpus, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs.clear()
+            continue
+        seen.add(real)
         dirs.sort()
         # A directory named like audio is a candidate too (and rejected as such).
         for name in sorted(files + [d for d in dirs if _is_audio_name(d)]):

@@ -66,8 +66,12 @@ def run_prep(corpus: str | Path | None, out_dir: str | Path, config: PrepConfig 
             if stage not in stages:
                 continue
             if stage == "stats":
+                began = time.perf_counter()
                 rows = _read_manifest(out_dir, "features")
                 report.stats_written = write_stats(out_dir / "manifest.jsonl", out_dir, rows)
+                report.stages.append(StageResult(
+                    "stats", computed=int(report.stats_written),
+                    reused=int(not report.stats_written), seconds=time.perf_counter() - began))
                 continue
             fn, stage_settings, manifest = _PER_ITEM[stage]
             extra_rejects: list[dict[str, Any]] = []

@@ -118,6 +118,8 @@ def run_stage(name: str, fn: StageFunction, items: list[dict[str, Any]], setting
             outcomes[i] = json.loads(record.read_text(encoding="utf-8"))
         else:
             pending.append(i)
+    # Longest first: the last items to finish are short, so no worker idles at the end.
+    pending.sort(key=lambda i: -float(items[i].get("duration", 0.0)))
 
     bar = tqdm(total=len(pending), desc=f"{name:>8}", unit="item", disable=not progress or
                not pending, leave=True, dynamic_ncols=True, mininterval=1.0)

@@ -84,7 +84,7 @@ def test_rerun_does_no_work_and_keeps_the_manifest_byte_identical(prepared, exce
     before = (out / "manifest.jsonl").read_bytes()
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.npz")}
     again = run_prep(excerpt_corpus, out, jobs=1, progress=False)
-    assert [s.computed for s in again.stages] == [0, 0, 0, 0]
+    assert [s.computed for s in again.stages] == [0, 0, 0, 0, 0]
     assert not again.stats_written
     assert (out / "manifest.jsonl").read_bytes() == before
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.npz")} == stamps
@@ -108,7 +108,7 @@ def test_adding_a_file_processes_only_that_file(prepared, excerpt_corpus, tmp_pa
     x, sr = read_excerpt("pjs", "pjs003_song.flac", 0.5, 6.0)
     sf.write(corpus / "pjs" / "pjs003_song.flac", x, sr)
     report = run_prep(corpus, out, jobs=1, progress=False)
-    ingest, clean, segment, features = report.stages
+    ingest, clean, segment, features, _ = report.stages
     assert (ingest.computed, clean.computed, segment.computed) == (1, 1, 1)
     assert (ingest.reused, clean.reused, segment.reused) == (4, 4, 4)
     new_rows = [r for r in features.rows if r["source"] == "pjs/pjs003_song.flac"]
