@@ -114,8 +114,9 @@ def run_stage(name: str, fn: StageFunction, items: list[dict[str, Any]], setting
     keys = [item_key(name, item, settings_dict) for item in items]
     for i, key in enumerate(keys):
         record = records / f"{key}.json"
-        if record.is_file():
-            outcomes[i] = json.loads(record.read_text(encoding="utf-8"))
+        outcome = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
+        if outcome is not None and _files_exist(outcome, out_dir):
+            outcomes[i] = outcome
         else:
             pending.append(i)
     # Longest first: the last items to finish are short, so no worker idles at the end.
@@ -142,6 +143,15 @@ def run_stage(name: str, fn: StageFunction, items: list[dict[str, Any]], setting
     _prune_records(records, set(keys))
     result.seconds = time.perf_counter() - start
     return result
+
+
+# Row fields that name files under OUT: a record is only reused while they still exist.
+FILE_FIELDS = ("audio", "features")
+
+
+def _files_exist(outcome: Outcome, out_dir: Path) -> bool:
+    return all((out_dir / row[f]).is_file()
+               for row in outcome.get("rows", ()) for f in FILE_FIELDS if f in row)
 
 
 def _prune_records(records: Path, live: set[str]) -> None:

@@ -170,3 +170,9 @@ def test_cli_with_a_missing_corpus_says_so_in_one_line(tmp_path):
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert done.stderr.strip() == f"voiceconv prep: error: corpus folder not found: " \
                                   f"{tmp_path / 'nowhere'}"
+
+
+def test_cli_stage_without_its_input_manifest_says_which_stage_to_run(tmp_path):
+    done = _cli("prep", str(tmp_path), str(tmp_path / "out"), "--stage", "clean")
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "run the ingest stage first" in done.stderr

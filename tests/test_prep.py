@@ -90,6 +90,18 @@ def test_rerun_does_no_work_and_keeps_the_manifest_byte_identical(prepared, exce
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.npz")} == stamps
 
 
+def test_a_deleted_output_file_is_made_again(prepared, excerpt_corpus, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(prepared.out_dir, out)
+    victim = out / read_jsonl(out / "manifest.jsonl")[0]["features"]
+    victim.unlink()
+    report = run_prep(excerpt_corpus, out, jobs=1, progress=False)
+    assert [s.computed for s in report.stages][:4] == [0, 0, 0, 1]
+    assert victim.is_file()
+    assert (out / "manifest.jsonl").read_bytes() == (prepared.out_dir / "manifest.jsonl"
+                                                      ).read_bytes()
+
+
 def test_two_jobs_give_exactly_the_result_of_one(prepared, excerpt_corpus, tmp_path):
     report = run_prep(excerpt_corpus, tmp_path, jobs=2, progress=False)
     assert report.stages[-1].computed > 0
@@ -137,3 +149,27 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_manifest(prepared, excerpt_co
     assert (out / "manifest.jsonl").read_bytes() == (prepared.out_dir / "manifest.jsonl"
                                                       ).read_bytes()
     assert not [p for p in out.rglob(f"*{TEMP_MARKER}*")]
+
+
+def test_kaldi_data_dir_gives_the_segments_of_the_folder_layout(prepared, excerpt_corpus,
+                                                                tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    files = sorted(excerpt_corpus.glob("*/*.flac"))
+    utts = [f"{f.parent.name}-{f.stem}" for f in files]
+    (data / "wav.scp").write_text(
+        "".join(f"{u} {f}\n" for u, f in zip(utts, files, strict=True))
+        + "piped-utt sox in.wav -t wav - |\n")
+    (data / "utt2spk").write_text(
+        "".join(f"{u} {f.parent.name}\n" for u, f in zip(utts, files, strict=True))
+        + "piped-utt pjs\n")
+    report = run_prep(data, tmp_path / "out", stages=("ingest", "clean", "segment"),
+                      progress=False)
+    assert [r["reason"] for r in report.rejects if r["source"] == "piped-utt"] == [
+        "piped wav.scp commands are not supported; give a path"]
+
+    def spans(rows):
+        return sorted((r["singer"], r["hash"], r["start"], r["end"]) for r in rows)
+
+    assert spans(report.rows) == spans(read_jsonl(prepared.out_dir / "manifest.jsonl"))
+    assert {r["source"] for r in report.rows} == set(utts)
