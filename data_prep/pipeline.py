@@ -25,6 +25,7 @@ from data_prep.corpus import discover, reject_row
 from data_prep.runner import StageResult, WorkerPool, run_stage
 from data_prep.stats import write_stats
 from voiceconv.errors import VoiceconvError
+from voiceconv.features import require_f0_method
 from voiceconv.fileio import read_jsonl, remove_stale_temporaries, write_jsonl, write_text_atomic
 
 STAGES = ("ingest", "clean", "segment", "features", "stats")
@@ -53,6 +54,8 @@ def run_prep(corpus: str | Path | None, out_dir: str | Path, config: PrepConfig 
              progress: bool = True) -> PrepReport:
     start = time.perf_counter()
     config = config or PrepConfig()
+    if "features" in stages:
+        require_f0_method(config.features)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out_dir)

@@ -25,6 +25,17 @@ def cents(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return 1200 * np.log2(a / b)
 
 
+def _methods() -> list:
+    """harvest and dio always; fcpe when its optional extra is installed."""
+    try:
+        import torchfcpe  # noqa: F401
+
+        fcpe = "fcpe"
+    except ImportError:
+        fcpe = pytest.param("fcpe", marks=pytest.mark.skip("optional extra torchfcpe missing"))
+    return ["harvest", "dio", fcpe]
+
+
 @pytest.mark.parametrize("n_samples", [256 * 40, 256 * 40 + 1, 256 * 41 - 1])
 def test_mel_f0_and_audio_share_one_frame_grid(n_samples):
     config = FeatureConfig(f0_method="dio")
@@ -37,7 +48,7 @@ def test_mel_f0_and_audio_share_one_frame_grid(n_samples):
     assert feats.mel.dtype == feats.f0.dtype == np.float32 and feats.voiced.dtype == bool
 
 
-@pytest.mark.parametrize("method", ["harvest", "dio"])
+@pytest.mark.parametrize("method", _methods())
 def test_f0_of_a_sung_e4_is_within_20_cents(method):
     config = FeatureConfig(f0_method=method)
     feats = compute_features(load_mono(TEST_DATA / "soprano-E4.flac", config.sample_rate), config)
@@ -45,7 +56,7 @@ def test_f0_of_a_sung_e4_is_within_20_cents(method):
     assert abs(cents(np.median(feats.f0[feats.voiced]), E4_HZ)) < 20
 
 
-@pytest.mark.parametrize("method", ["harvest", "dio"])
+@pytest.mark.parametrize("method", _methods())
 def test_f0_frame_i_describes_the_instant_i_plus_half_hop(method):
     """A voice-like tone with vibrato (+-50 cents, 5.5 Hz): the time shift that best aligns
     the measured F0 curve with the true one must be a small fraction of a frame."""

@@ -12,7 +12,11 @@ the same instants.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
+import importlib.util
+import io
 import json
 import os
 from dataclasses import dataclass
@@ -127,6 +131,7 @@ class LogMelSpectrogram(torch.nn.Module):
 def extract_f0(audio: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """F0 in Hz (0 = unvoiced) on the frame grid: audio (samples,) -> (samples // hop,) float32."""
     n_frames = config.n_frames(audio.shape[0])
+    require_f0_method(config)
     if config.f0_method == "fcpe":
         f0 = _fcpe_f0(audio, config, n_frames)
     else:
@@ -144,22 +149,27 @@ def extract_f0(audio: np.ndarray, config: FeatureConfig) -> np.ndarray:
     return out
 
 
-_FCPE_MODEL = None
+def require_f0_method(config: FeatureConfig) -> None:
+    """Fail early, in one line, when the configured F0 method is not installed."""
+    if config.f0_method == "fcpe" and importlib.util.find_spec("torchfcpe") is None:
+        raise VoiceconvError("f0_method 'fcpe' needs the optional extra: "
+                             "pip install 'voiceconv[fcpe]'")
+
+
+@functools.lru_cache(maxsize=1)
+def _fcpe_model() -> torch.nn.Module:
+    from torchfcpe import spawn_bundled_infer_model
+
+    # torchfcpe reports its set-up on stdout; keep our output (manifests, tables) clean.
+    with contextlib.redirect_stdout(io.StringIO()):
+        return spawn_bundled_infer_model(device="cpu")
 
 
 def _fcpe_f0(audio: np.ndarray, config: FeatureConfig, n_frames: int) -> np.ndarray:
-    """torchfcpe's bundled pretrained model, resampled onto our frame grid."""
-    global _FCPE_MODEL
-    try:
-        from torchfcpe import spawn_bundled_infer_model
-    except ImportError as exc:
-        raise VoiceconvError("f0_method 'fcpe' needs the optional extra: "
-                             "pip install 'voiceconv[fcpe]'") from exc
-    if _FCPE_MODEL is None:
-        _FCPE_MODEL = spawn_bundled_infer_model(device="cpu")
+    """torchfcpe's bundled pretrained model, sampled at our frame centres."""
     x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None, :, None]
     with torch.inference_mode():
-        f0 = _FCPE_MODEL.infer(x, sr=config.sample_rate, decoder_mode="local_argmax",
+        f0 = _fcpe_model().infer(x, sr=config.sample_rate, decoder_mode="local_argmax",
                                threshold=0.006, f0_min=config.f0_floor, f0_max=config.f0_ceil,
                                interp_uv=False)
     f0 = f0.squeeze().numpy().astype(np.float64)
