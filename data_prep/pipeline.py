@@ -151,12 +151,14 @@ def format_summary(report: PrepReport) -> str:
                      f"{s.seconds:>9.1f}")
     manifest = report.out_dir / "manifest.jsonl"
     if manifest.is_file():
-        per_singer: dict[str, list[float]] = {}
+        per_singer: dict[str, list[dict[str, Any]]] = {}
         for row in read_jsonl(manifest):
-            per_singer.setdefault(row["singer"], []).append(row["duration"])
-        lines += ["", f"{'singer':<20}{'segments':>9}{'hours':>9}"]
-        for singer, durations in sorted(per_singer.items()):
-            lines.append(f"{singer:<20}{len(durations):>9}{sum(durations) / 3600:>9.3f}")
+            per_singer.setdefault(row["singer"], []).append(row)
+        lines += ["", f"{'singer':<20}{'files':>6}{'segments':>9}{'hours':>9}"]
+        for singer, rows in sorted(per_singer.items()):
+            files = len({r["source"] for r in rows})
+            hours = sum(r["duration"] for r in rows) / 3600
+            lines.append(f"{singer:<20}{files:>6}{len(rows):>9}{hours:>9.3f}")
     if report.rejects:
         lines += ["", "rejected inputs by reason (details in rejects.jsonl):"]
         for kind, n in sorted(Counter(reason_kind(r["reason"]) for r in report.rejects).items()):
