@@ -10,6 +10,7 @@ import sys
 # subcommand -> (module with main(argv, prog), one-line help)
 COMMANDS = {
     "prep": ("data_prep.cli", "prepare a singing corpus: stems -> segments and features"),
+    "eval": ("voiceconv.evaluate", "measure converted singing: metrics.json and report.html"),
 }
 
 

@@ -1,0 +1,116 @@
+"""`voiceconv eval` end to end on bundled singing, speaker similarity, and the HTML report
+opened in a real (headless) browser."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pyworld
+import soundfile as sf
+
+from tests.conftest import REPO, read_excerpt
+
+CLIPS = [("nit_f001", "nitech_jp_song070_f001_004.flac", 2.0),
+         ("pjs", "pjs001_song.flac", 3.0)]
+
+
+@pytest.fixture(scope="module")
+def shifted_set(tmp_path_factory):
+    """source = WORLD resynthesis of real singing; converted = the same, 100 cents higher."""
+    root = tmp_path_factory.mktemp("eval")
+    for singer, name, start in CLIPS:
+        x, sr = read_excerpt(singer, name, start, 3.0)
+        x = x.astype(np.float64)
+        f0, sp, ap = pyworld.wav2world(x, sr)
+        for folder, ratio in (("source", 1.0), ("reference", 1.0), ("converted", 2 ** (1 / 12))):
+            (root / folder / singer).mkdir(parents=True, exist_ok=True)
+            y = pyworld.synthesize(f0 * ratio, sp, ap, sr)
+            sf.write(root / folder / singer / f"{Path(name).stem}.wav", y, sr)
+    out = root / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "voiceconv.cli", "eval", "--converted", str(root / "converted"),
+         "--reference", str(root / "reference"), "--source", str(root / "source"),
+         "--out", str(out), "--quiet"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return root, out, done.stdout
+
+
+def test_metrics_json_has_every_key_and_measures_the_shift(shifted_set):
+    _, out, stdout = shifted_set
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("mcd_db", "f0_rmse_cents", "f0_median_cents", "f0_corr", "vuv_error",
+                "gross_pitch_error", "speaker_sim_target", "speaker_sim_source", "n_files"):
+        assert key in metrics, key
+    assert metrics["n_files"] == 2 and metrics["f0_against"] == ["source"]
+    assert abs(metrics["f0_median_cents"] - 100) < 5
+    assert metrics["gross_pitch_error"] > 0.9
+    assert metrics["mcd_db"] > 0.05  # a pitch shift changes the envelope's fine detail
+    assert metrics["mcd_silent_frames_excluded"] >= 0
+    assert abs(metrics["duration_ratio"] - 1) < 0.01
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert [r["file"] for r in rows] == ["nit_f001/nitech_jp_song070_f001_004", "pjs/pjs001_song"]
+    assert "report.html" in stdout
+
+
+def test_speaker_similarity_separates_singers():
+    pytest.importorskip("resemblyzer", reason="optional extra voiceconv[speaker] missing")
+    from voiceconv.speaker import embed
+
+    audio = REPO / "recipes/demo/audio"
+    nit = [embed(audio / "nit_f001" / f"nitech_jp_song070_f001_{n}.flac") for n in ("004", "007")]
+    pjs = [embed(audio / "pjs" / f"pjs00{n}_song.flac") for n in (1, 2)]
+    same = [float(nit[0] @ nit[1]), float(pjs[0] @ pjs[1])]
+    cross = [float(a @ b) for a in nit for b in pjs]
+    assert min(same) > max(cross)
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+CHECK_SCRIPT = """<script>
+window.addEventListener('load', () => {
+  const audios = [...document.querySelectorAll('audio')];
+  const ready = () => audios.every(a => a.readyState >= 1 || a.error);
+  const report = () => {
+    const images = [...document.querySelectorAll('img')];
+    const bad = images.filter(i => !(i.complete && i.naturalWidth > 0)).length;
+    const audioBad = audios.filter(a => a.error || !(a.duration > 0)).length;
+    const out = document.createElement('pre');
+    out.id = 'check';
+    out.textContent = `images=${images.length} broken_images=${bad} ` +
+                      `audio=${audios.length} broken_audio=${audioBad}`;
+    document.body.appendChild(out);
+  };
+  const wait = () => ready() ? report() : setTimeout(wait, 50);
+  wait();
+});
+</script>"""
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no chromium on PATH (.ci/run installs it)")
+def test_report_renders_in_a_real_browser(shifted_set, tmp_path):
+    _, out, _ = shifted_set
+    page = tmp_path / "report.html"
+    page.write_text((out / "report.html").read_text().replace("</body>", CHECK_SCRIPT
+                                                                 + "</body>"))
+    done = subprocess.run(
+        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--autoplay-policy=no-user-gesture-required",
+         "--virtual-time-budget=20000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=180)
+    found = re.search(r"images=(\d+) broken_images=(\d+) audio=(\d+) broken_audio=(\d+)",
+                      done.stdout)
+    assert found, done.stderr[-2000:]
+    images, broken_images, audio, broken_audio = map(int, found.groups())
+    assert (images, audio) == (4, 6)  # 2 files x (spectrograms + F0) and x 3 players
+    assert broken_images == 0 and broken_audio == 0
