@@ -46,7 +46,10 @@ class PrepReport:
     rejects: list[dict[str, Any]] = field(default_factory=list)  # all stages, this OUT
     input_seconds: float = 0.0
     seconds: float = 0.0
-    stats_written: bool = False
+
+    @property
+    def stats_written(self) -> bool:
+        return any(s.name == "stats" and s.computed for s in self.stages)
 
 
 def run_prep(corpus: str | Path | None, out_dir: str | Path, config: PrepConfig | None = None,
@@ -65,16 +68,9 @@ def run_prep(corpus: str | Path | None, out_dir: str | Path, config: PrepConfig 
     report = PrepReport(out_dir)
 
     with WorkerPool(jobs) as pool:
-        for stage in STAGES[: STAGES.index(stages[-1]) + 1]:
-            if stage not in stages:
-                continue
+        for stage in (s for s in STAGES if s in stages):
             if stage == "stats":
-                began = time.perf_counter()
-                rows = _read_manifest(out_dir, "features")
-                report.stats_written = write_stats(out_dir / "manifest.jsonl", out_dir, rows)
-                report.stages.append(StageResult(
-                    "stats", computed=int(report.stats_written),
-                    reused=int(not report.stats_written), seconds=time.perf_counter() - began))
+                report.stages.append(_run_stats(out_dir))
                 continue
             fn, stage_settings, manifest = _PER_ITEM[stage]
             extra_rejects: list[dict[str, Any]] = []
@@ -95,16 +91,21 @@ def run_prep(corpus: str | Path | None, out_dir: str | Path, config: PrepConfig 
                         sorted(rejects, key=lambda r: (r["source"], r["reason"])))
             report.stages.append(result)
             report.rows = result.rows
-            if stage == "ingest":
-                report.input_seconds = sum(row["duration"] for row in result.rows)
 
     report.rejects = _collect_rejects(out_dir)
     write_jsonl(out_dir / "rejects.jsonl", report.rejects)
-    if not report.input_seconds and (out_dir / "stages/ingest.jsonl").is_file():
-        report.input_seconds = sum(r["duration"] for r in read_jsonl(out_dir / _PER_ITEM[
-            "ingest"][2]))
+    ingested = out_dir / _PER_ITEM["ingest"][2]
+    if ingested.is_file():
+        report.input_seconds = sum(row["duration"] for row in read_jsonl(ingested))
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _run_stats(out_dir: Path) -> StageResult:
+    began = time.perf_counter()
+    written = write_stats(out_dir / "manifest.jsonl", out_dir, _read_manifest(out_dir, "features"))
+    return StageResult("stats", computed=int(written), reused=int(not written),
+                       seconds=time.perf_counter() - began)
 
 
 def _read_manifest(out_dir: Path, stage: str) -> list[dict[str, Any]]:
@@ -163,7 +164,10 @@ def format_summary(report: PrepReport) -> str:
         lines += ["", "rejected inputs by reason (details in rejects.jsonl):"]
         for kind, n in sorted(Counter(reason_kind(r["reason"]) for r in report.rejects).items()):
             lines.append(f"  {n:>4}  {kind}")
-    speed = report.input_seconds / report.seconds if report.seconds else 0.0
-    lines += ["", f"{report.input_seconds / 60:.1f} min of audio in {report.seconds:.1f} s "
-                  f"({speed:.1f}x real time); output in {report.out_dir}"]
+    if not any(s.computed for s in report.stages):
+        lines += ["", f"nothing to do: every stage was up to date; output in {report.out_dir}"]
+    else:
+        speed = report.input_seconds / report.seconds
+        lines += ["", f"{report.input_seconds / 60:.1f} min of audio in {report.seconds:.1f} s "
+                      f"({speed:.1f}x real time); output in {report.out_dir}"]
     return "\n".join(lines)

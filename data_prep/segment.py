@@ -100,7 +100,7 @@ def _pad(spans: list[tuple[int, int]], pad: int, n: int) -> list[tuple[int, int]
     for k, (s, e) in enumerate(spans):
         lo = 0 if k == 0 else (spans[k - 1][1] + s) // 2
         hi = n if k == len(spans) - 1 else (e + spans[k + 1][0]) // 2
-        out.append((max(lo, min(s, s - pad)), min(hi, max(e, e + pad))))
+        out.append((max(lo, s - pad), min(hi, e + pad)))
     return out
 
 

@@ -70,8 +70,50 @@ def write_stats(manifest: Path, out_dir: Path, rows: list[dict[str, Any]]) -> bo
         except json.JSONDecodeError:
             pass
     payload = {"manifest_sha256": digest, "singers": singer_stats(rows, out_dir)}
+    plot_stats(payload["singers"], out_dir / "stats.png")
     write_text_atomic(path, json.dumps(payload, indent=1, sort_keys=True) + "\n")
     return True
+
+
+
+
+
+def plot_stats(stats: dict[str, dict[str, Any]], path: Path) -> None:
+    """Each singer's sung range (F0 percentiles 5/25/50/75/95 on a note axis) and mean mel
+    spectrum: what one looks at to pick a key shift or spot a badly prepared singer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from voiceconv.fileio import atomic_path
+
+    singers = sorted(s for s in stats if stats[s]["f0_percentiles_hz"]["p50"] is not None)
+    if not singers:
+        return  # nothing sung to draw
+    fig, (ax_f0, ax_mel) = plt.subplots(1, 2, figsize=(12, 1.5 + 0.6 * len(singers)))
+    for i, singer in enumerate(singers):
+        p = stats[singer]["f0_percentiles_hz"]
+        ax_f0.plot([p["p5"], p["p95"]], [i, i], color="grey")
+        ax_f0.add_patch(plt.Rectangle((p["p25"], i - 0.3), p["p75"] - p["p25"], 0.6,
+                                      color=f"C{i}", alpha=0.6))
+        ax_f0.plot([p["p50"]] * 2, [i - 0.3, i + 0.3], color="black")
+        mean, std = np.array(stats[singer]["mel_mean"]), np.array(stats[singer]["mel_std"])
+        ax_mel.plot(mean, color=f"C{i}", label=singer)
+        ax_mel.fill_between(np.arange(mean.size), mean - std, mean + std, color=f"C{i}",
+                            alpha=0.15)
+    ax_f0.set_xscale("log")
+    midi = np.arange(36, 97, 12)  # C2 .. C7
+    ax_f0.set_xticks(440 * 2 ** ((midi - 69) / 12), [f"C{m // 12 - 1}" for m in midi])
+    ax_f0.minorticks_off()
+    ax_f0.set(yticks=range(len(singers)), yticklabels=singers, ylim=(-0.7, len(singers) - 0.3),
+              title="sung F0 (box: 25-75 %, line: 5-95 %, bar: median)")
+    ax_mel.set(xlabel="mel bin", ylabel="log magnitude", title="mean mel spectrum +- std")
+    ax_mel.legend(loc="upper right")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
 
 
 def load_stats(out_dir: str | Path) -> dict[str, dict[str, Any]]:

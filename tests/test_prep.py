@@ -77,6 +77,7 @@ def test_stats_describe_each_singer(prepared):
         # Two female singers: the median sung F0 lies well inside the soprano/alto range.
         assert 150 < p["p50"] < 700 and p["p5"] < p["p50"] < p["p95"]
         assert abs(np.exp(singer["lf0_mean"]) - p["p50"]) / p["p50"] < 0.2
+    assert (prepared.out_dir / "stats.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_rerun_does_no_work_and_keeps_the_manifest_byte_identical(prepared, excerpt_corpus):
