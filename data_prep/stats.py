@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from data_prep.features import load_features
-from voiceconv.fileio import write_text_atomic
+from voiceconv.fileio import atomic_path, write_text_atomic
+from voiceconv.plotting import png_bytes, pyplot
 
 PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
 
@@ -81,16 +82,10 @@ def write_stats(manifest: Path, out_dir: Path, rows: list[dict[str, Any]]) -> bo
 def plot_stats(stats: dict[str, dict[str, Any]], path: Path) -> None:
     """Each singer's sung range (F0 percentiles 5/25/50/75/95 on a note axis) and mean mel
     spectrum: what one looks at to pick a key shift or spot a badly prepared singer."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from voiceconv.fileio import atomic_path
-
     singers = sorted(s for s in stats if stats[s]["f0_percentiles_hz"]["p50"] is not None)
     if not singers:
         return  # nothing sung to draw
+    plt = pyplot()
     fig, (ax_f0, ax_mel) = plt.subplots(1, 2, figsize=(12, 1.5 + 0.6 * len(singers)))
     for i, singer in enumerate(singers):
         p = stats[singer]["f0_percentiles_hz"]
@@ -112,8 +107,7 @@ def plot_stats(stats: dict[str, dict[str, Any]], path: Path) -> None:
     ax_mel.legend(loc="upper right")
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
+        tmp.write_bytes(png_bytes(fig, dpi=90))
 
 
 def load_stats(out_dir: str | Path) -> dict[str, dict[str, Any]]:

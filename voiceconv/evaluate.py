@@ -28,6 +28,7 @@ from voiceconv.metrics import (
     loudness_lufs,
     mel_cepstral_distortion,
 )
+from voiceconv.plotting import format_number
 
 SUMMARY_KEYS = ("mcd_db", "f0_rmse_cents", "f0_median_cents", "f0_corr", "vuv_error",
                 "gross_pitch_error", "octave_error_rate", "speaker_sim_target",
@@ -165,12 +166,8 @@ def main(argv: list[str] | None = None, prog: str = "voiceconv eval") -> int:
                        args.mode, args.sample_rate, not args.quiet)
     shown = ("mcd_db", "f0_rmse_cents", "f0_median_cents", "gross_pitch_error",
              "speaker_sim_target", "speaker_sim_source")
-    print("  ".join(f"{k}={_fmt_value(summary[k])}" for k in shown))
+    print("  ".join(f"{k}={format_number(summary[k], 'n/a')}" for k in shown))
     for note in summary["notes"]:
         print(note)
     print(f"{summary['n_files']} files; report: {args.out / 'report.html'}")
     return 0
-
-
-def _fmt_value(value: float) -> str:
-    return "n/a" if value is None or not np.isfinite(value) else f"{value:.3f}"

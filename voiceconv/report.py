@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import math
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import soundfile as sf
 from voiceconv.audio import load_mono
 from voiceconv.fileio import write_text_atomic
 from voiceconv.metrics import FRAME_PERIOD_MS
+from voiceconv.plotting import format_number, png_bytes, pyplot
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}
 table{border-collapse:collapse;display:block;overflow-x:auto;max-width:100%}
@@ -32,22 +32,13 @@ def _audio_uri(path: Path, sample_rate: int) -> str:
 
 
 def _figure_uri(fig: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return "data:image/png;base64," + base64.b64encode(png_bytes(fig)).decode()
 
 
 def _spectrograms(named: list[tuple[str, Path]], sample_rate: int) -> str:
     import librosa
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(named), figsize=(5 * len(named), 3), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(named), figsize=(5 * len(named), 3), squeeze=False)
     for ax, (title, path) in zip(axes[0], named, strict=True):
         mel = librosa.feature.melspectrogram(y=load_mono(path, sample_rate), sr=sample_rate,
                                              n_fft=1024, hop_length=256, n_mels=80)
@@ -59,12 +50,7 @@ def _spectrograms(named: list[tuple[str, Path]], sample_rate: int) -> str:
 
 
 def _f0_plot(curves: dict[str, np.ndarray], against: str) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(10, 2.8))
+    fig, ax = pyplot().subplots(figsize=(10, 2.8))
     for name, f0 in ((against, curves["f0_reference"]), ("converted", curves["f0_converted"])):
         t = np.arange(len(f0)) * FRAME_PERIOD_MS / 1000
         ax.plot(t, np.where(f0 > 0, f0, np.nan), label=name, lw=1.2)
@@ -74,9 +60,7 @@ def _f0_plot(curves: dict[str, np.ndarray], against: str) -> str:
 
 
 def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return "–" if math.isnan(value) else f"{value:.3f}"
-    return html.escape(str(value))
+    return html.escape(format_number(value))
 
 
 def write_report(path: Path, pairs: list[Any], rows: list[dict[str, Any]],
