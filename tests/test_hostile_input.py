@@ -176,3 +176,16 @@ def test_cli_stage_without_its_input_manifest_says_which_stage_to_run(tmp_path):
     done = _cli("prep", str(tmp_path), str(tmp_path / "out"), "--stage", "clean")
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert "run the ingest stage first" in done.stderr
+
+
+def test_a_file_over_the_length_limit_is_refused_not_loaded(tmp_path):
+    from data_prep.config import IngestConfig
+
+    x, sr = _singing()
+    (tmp_path / "corpus" / "singer").mkdir(parents=True)
+    sf.write(tmp_path / "corpus" / "singer" / "long.wav", x, sr)  # 4 s
+    config = PrepConfig(ingest=IngestConfig(max_duration_s=2.0))
+    report = run_prep(tmp_path / "corpus", tmp_path / "out", config, stages=("ingest",),
+                      progress=False)
+    reasons = [r["reason"] for r in report.rejects]
+    assert reasons == ["too long (4.0 s, limit 2.0 s); split it first"]

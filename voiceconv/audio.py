@@ -60,10 +60,9 @@ def decode(path: str | os.PathLike, max_duration_s: float | None = None) -> Sour
             if fh.samplerate <= 0 or fh.channels <= 0:
                 raise AudioDecodeError(f"invalid header ({fh.samplerate} Hz, {fh.channels} ch)")
             if max_duration_s is not None and fh.frames > max_duration_s * fh.samplerate:
-                hours = fh.frames / fh.samplerate / 3600
-                raise AudioDecodeError(
-                    f"too long ({hours:.2f} h > {max_duration_s / 3600:.2f} h); split it first"
-                )
+                length = human_duration(fh.frames / fh.samplerate)
+                raise AudioDecodeError(f"too long ({length}, limit {human_duration(max_duration_s)}"
+                                       "); split it first")
             samples = fh.read(dtype="float32", always_2d=True)
             info = (fh.samplerate, fh.format, fh.subtype)
     except AudioDecodeError:
@@ -73,6 +72,12 @@ def decode(path: str | os.PathLike, max_duration_s: float | None = None) -> Sour
     if samples.shape[0] == 0:
         raise AudioDecodeError("no audio frames (header only or truncated)")
     return SourceAudio(samples, *info)
+
+
+def human_duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.2f} h"
 
 
 def _short(exc: Exception) -> str:
