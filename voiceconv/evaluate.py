@@ -25,6 +25,7 @@ from voiceconv.metrics import (
     duration_ratio,
     f0_from_score,
     f0_metrics,
+    f0_track,
     loudness_lufs,
     mel_cepstral_distortion,
 )
@@ -78,7 +79,7 @@ def evaluate_pair(pair: Pair, mode: str, score: dict[str, list] | None,
         f0_reference, against = f0_from_score(score[pair.key], len(conv_frames.f0)), "score"
         f0_converted = conv_frames.f0
     elif pair.source is not None:
-        f0_reference = analyse(load_mono(pair.source, sample_rate), sample_rate).f0
+        f0_reference = f0_track(load_mono(pair.source, sample_rate), sample_rate)
         f0_converted, against = conv_frames.f0, "source"
     else:
         # Unaligned pairs compare F0 along the MCD alignment path.

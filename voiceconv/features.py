@@ -131,7 +131,6 @@ class LogMelSpectrogram(torch.nn.Module):
 def extract_f0(audio: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """F0 in Hz (0 = unvoiced) on the frame grid: audio (samples,) -> (samples // hop,) float32."""
     n_frames = config.n_frames(audio.shape[0])
-    require_f0_method(config)
     if config.f0_method == "fcpe":
         f0 = _fcpe_f0(audio, config, n_frames)
     else:
@@ -158,6 +157,7 @@ def require_f0_method(config: FeatureConfig) -> None:
 
 @functools.lru_cache(maxsize=1)
 def _fcpe_model() -> torch.nn.Module:
+    require_f0_method(FeatureConfig(f0_method="fcpe"))
     from torchfcpe import spawn_bundled_infer_model
 
     # torchfcpe reports its set-up on stdout; keep our output (manifests, tables) clean.

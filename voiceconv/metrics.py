@@ -103,9 +103,19 @@ class SpectralFrames:
     f0: np.ndarray
 
 
+def f0_track(x: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Harvest F0 in Hz every FRAME_PERIOD_MS (0 = unvoiced), frame k at k * period."""
+    f0, _ = _harvest(check_audio(x, sample_rate), sample_rate)
+    return f0
+
+
+def _harvest(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    return pyworld.harvest(x, sample_rate, F0_FLOOR, F0_CEIL, frame_period=FRAME_PERIOD_MS)
+
+
 def analyse(x: np.ndarray, sample_rate: int, order: int = MCEP_ORDER) -> SpectralFrames:
     x = check_audio(x, sample_rate)
-    f0, t = pyworld.harvest(x, sample_rate, F0_FLOOR, F0_CEIL, frame_period=FRAME_PERIOD_MS)
+    f0, t = _harvest(x, sample_rate)
     envelope = pyworld.cheaptrick(x, f0, t, sample_rate)
     energy_db = 10 * np.log10(np.maximum(envelope.mean(axis=1), 1e-20))
     mcep = envelope_to_mcep(envelope, order, mcep_alpha(sample_rate))

@@ -25,9 +25,9 @@ th{background:#f4f4f4}.file{margin:2em 0;border-top:2px solid #ddd;padding-top:1
 img{max-width:100%}"""
 
 
-def _audio_uri(path: Path, sample_rate: int) -> str:
+def _audio_uri(audio: np.ndarray, sample_rate: int) -> str:
     buffer = io.BytesIO()
-    sf.write(buffer, load_mono(path, sample_rate), sample_rate, format="FLAC")
+    sf.write(buffer, audio, sample_rate, format="FLAC")
     return "data:audio/flac;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
@@ -35,12 +35,12 @@ def _figure_uri(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(fig)).decode()
 
 
-def _spectrograms(named: list[tuple[str, Path]], sample_rate: int) -> str:
+def _spectrograms(named: list[tuple[str, np.ndarray]], sample_rate: int) -> str:
     import librosa
 
     fig, axes = pyplot().subplots(1, len(named), figsize=(5 * len(named), 3), squeeze=False)
-    for ax, (title, path) in zip(axes[0], named, strict=True):
-        mel = librosa.feature.melspectrogram(y=load_mono(path, sample_rate), sr=sample_rate,
+    for ax, (title, audio) in zip(axes[0], named, strict=True):
+        mel = librosa.feature.melspectrogram(y=audio, sr=sample_rate,
                                              n_fft=1024, hop_length=256, n_mels=80)
         ax.imshow(librosa.power_to_db(mel, ref=np.max), origin="lower", aspect="auto",
                   vmin=-80, vmax=0, cmap="magma",
@@ -76,10 +76,11 @@ def write_report(path: Path, pairs: list[Any], rows: list[dict[str, Any]],
     for note in summary["notes"]:
         parts.append(f"<p><i>{html.escape(note)}</i></p>")
     for pair, row in zip(pairs, rows, strict=True):
-        named = [("source", pair.source)] if pair.source else []
-        named += [("converted", pair.converted), ("reference", pair.reference)]
+        paths = [("source", pair.source)] if pair.source else []
+        paths += [("converted", pair.converted), ("reference", pair.reference)]
+        named = [(title, load_mono(path, sample_rate)) for title, path in paths]
         players = "".join(f"<div><b>{t}</b><audio controls preload='auto' "
-                          f"src='{_audio_uri(p, sample_rate)}'></audio></div>" for t, p in named)
+                          f"src='{_audio_uri(a, sample_rate)}'></audio></div>" for t, a in named)
         metrics = [k for k in row if not k.startswith("_") and k != "file"]
         parts.append(
             f"<div class='file'><h2>{html.escape(row['file'])}</h2>"
