@@ -1,0 +1,170 @@
+"""Trainer plumbing shared by every `voiceconv` training job: atomic checkpoints that load
+without unpickling code, step-exact checkpoints on pre-emption signals, and previews."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.fabric.loggers.logger import rank_zero_experiment
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.utilities import rank_zero_info
+
+from voiceconv.fileio import atomic_path
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write checkpoints under a temporary name and rename them into place, so a kill at any
+    moment leaves either the previous checkpoint or the new one, never half a file; read them
+    with `weights_only=True`, so a checkpoint can never run code."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
+        return super().load_checkpoint(path, map_location=map_location, weights_only=True)
+
+
+class LastCheckpoint(L.Callback):
+    """Write `last.ckpt` when training ends and on SIGTERM or SIGUSR1 (SLURM's warning before
+    the time limit): finish the current step, save, stop; on SIGUSR1 under SLURM also requeue.
+
+    Saving between steps, never inside the signal handler, is what makes the checkpoint
+    step-exact: the handler only raises a flag. (`ModelCheckpoint` adds one every N steps.)
+    """
+
+    def __init__(self, last_path: str, requeue: bool = True) -> None:
+        self.last_path, self.requeue = last_path, requeue
+        self._signal: int | None = None
+        self._previous: Any = None
+        self._saved_step = -1
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if hasattr(signal, "SIGUSR1"):
+            self._previous = signal.signal(signal.SIGUSR1, self._flag)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if hasattr(signal, "SIGUSR1") and self._previous is not None:
+            signal.signal(signal.SIGUSR1, self._previous)
+        if trainer.global_step != self._saved_step:
+            trainer.save_checkpoint(self.last_path)
+
+    def _flag(self, signum: int, frame: Any) -> None:
+        self._signal = signum
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        usr1 = self._signal is not None
+        stop = usr1 or trainer.received_sigterm
+        if trainer.world_size > 1:
+            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        if not stop:
+            return
+        trainer.save_checkpoint(self.last_path)
+        self._saved_step = trainer.global_step
+        rank_zero_info(f"pre-emption signal: saved {self.last_path} at step "
+                       f"{trainer.global_step}; rerun with --ckpt_path last to continue")
+        job = os.environ.get("SLURM_JOB_ID")
+        if usr1 and self.requeue and job and trainer.is_global_zero:
+            array = os.environ.get("SLURM_ARRAY_JOB_ID")
+            job = f"{array}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array else job
+            subprocess.run(["scontrol", "requeue", job], check=False)
+        trainer.should_stop = True
+
+
+class ConversionPreviews(L.Callback):
+    """Every `every_n_steps` steps, convert the first validation pair A->B, B->A and back,
+    and keep what a person would rather see and hear than read: a PNG of the five mel
+    spectrograms and Griffin-Lim renderings, in `<experiment>/previews/step_N/` and in wandb."""
+
+    def __init__(self, out_dir: str, every_n_steps: int = 500, griffin_lim_iters: int = 32
+                 ) -> None:
+        self.out_dir, self.every_n_steps = Path(out_dir), every_n_steps
+        self.griffin_lim_iters = griffin_lim_iters
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        step = trainer.global_step
+        if self.every_n_steps <= 0 or step % self.every_n_steps or not trainer.is_global_zero:
+            return
+        pair = trainer.datamodule.val_set[0]
+        was_training = pl_module.training
+        pl_module.eval()
+        with torch.no_grad():
+            a, b = pair["a"][None].to(pl_module.device), pair["b"][None].to(pl_module.device)
+            fake_b = pl_module.g_ab(a)
+            fake_a = pl_module.g_ba(b)
+            mels = {"A": pl_module.denormalise(a, "a"),
+                    "A to B": pl_module.denormalise(fake_b, "b"),
+                    "A to B to A": pl_module.denormalise(pl_module.g_ba(fake_b), "a"),
+                    "B": pl_module.denormalise(b, "b"),
+                    "B to A": pl_module.denormalise(fake_a, "a")}
+        pl_module.train(was_training)
+        self.write(step, {k: v[0].float().cpu() for k, v in mels.items()}, pl_module, trainer)
+
+    def write(self, step: int, mels: dict[str, torch.Tensor], pl_module: L.LightningModule,
+              trainer: L.Trainer) -> None:
+        from voiceconv.audio import write_audio
+        from voiceconv.plotting import png_bytes, pyplot
+        from voiceconv.vocoder import GriffinLim
+
+        folder = self.out_dir / f"step_{step:07d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        plt = pyplot()
+        fig, axes = plt.subplots(len(mels), 1, figsize=(8, 1.6 * len(mels)), sharex=False)
+        for ax, (name, mel) in zip(axes, mels.items(), strict=True):
+            ax.imshow(mel.numpy(), origin="lower", aspect="auto", cmap="magma")
+            ax.set_ylabel("mel bin")
+            ax.set_title(name, fontsize=9, loc="left")
+        axes[-1].set_xlabel("frame")
+        fig.suptitle(f"step {step}")
+        image = folder / "mels.png"
+        with atomic_path(image) as tmp:
+            tmp.write_bytes(png_bytes(fig))
+        config = pl_module.feature_config
+        vocoder = GriffinLim(config, n_iter=self.griffin_lim_iters)
+        audio = {}
+        for name, mel in mels.items():
+            audio[name] = vocoder.render(mel[None])[0].numpy()
+            write_audio(folder / (name.replace(" ", "_") + ".flac"), audio[name],
+                        config.sample_rate, subtype="PCM_16")
+        for logger in trainer.loggers:
+            if type(logger).__name__ == "WandbLogger":
+                import wandb
+
+                logger.experiment.log({
+                    "previews/mels": wandb.Image(str(image)),
+                    **{f"previews/{k}": wandb.Audio(v, sample_rate=config.sample_rate)
+                       for k, v in audio.items()},
+                    "trainer/global_step": step})
+
+
+class _AppendingWriter(ExperimentWriter):
+    def _check_log_dir_exists(self) -> None:
+        # Keep the metrics of the run being resumed; continue its header.
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as fh:
+                self.metrics_keys = next(csv.reader(fh), [])
+
+
+class ResumableCSVLogger(CSVLogger):
+    """CSVLogger whose `metrics.csv` survives a resume: Lightning's deletes the file when the
+    log folder exists; this one appends (steps after the resumed checkpoint appear twice, as
+    they were trained twice)."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment

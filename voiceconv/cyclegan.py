@@ -1,0 +1,337 @@
+"""CycleGAN-VC (MaskCycleGAN-VC style) as a LightningModule with manual optimisation.
+
+One training step (batch = unpaired crops of A and B, each normalised by its singer's stats):
+  1. generators: B' = G_ab(A, mask), A'' = G_ba(B'); A' = G_ba(B, mask), B'' = G_ab(A')
+  2. discriminator step: D_a, D_b (real vs converted) and, for the two-step adversarial loss,
+     D2_a, D2_b (real vs cycle-reconstructed), least squares
+  3. generator step against the updated discriminators: adversarial + two-step adversarial
+     + cycle consistency + identity (identity weight dropped after `identity_until_step`)
+Every loss term is logged under train/.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from voiceconv import losses
+from voiceconv.errors import FeatureConfigMismatch, VoiceconvError
+from voiceconv.features import FeatureConfig
+from voiceconv.melcep import MCD_CONSTANT, frame_mcd, mel_cepstrum
+from voiceconv.models import Generator, GeneratorConfig, PatchDiscriminator, fif_mask
+from voiceconv.models.generator import PAPER
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    channels: int = 128
+    downsamples: int = 3
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    adversarial: float = 1.0
+    two_step_adversarial: float = 1.0  # 0 turns the second discriminators off
+    cycle: float = 10.0
+    identity: float = 5.0
+    identity_until_step: int = 10_000  # as in CycleGAN-VC: identity helps only early on
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    lr_generator: float = 2e-4
+    lr_discriminator: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    decay_after_step: int = 200_000  # constant learning rate until here ...
+    decay_steps: int = 0  # ... then linear decay to zero over this many steps (0: until max_steps)
+
+
+class LinearDecay:
+    """LambdaLR factor: 1 until `after`, then linearly down to 0 over `steps` steps.
+
+    A class rather than a closure so that its state is plain data in the checkpoint.
+    """
+
+    def __init__(self, after: int, steps: int) -> None:
+        self.after, self.steps = after, max(steps, 1)
+
+    def __call__(self, step: int) -> float:
+        return max(0.0, 1.0 - max(0, step - self.after) / self.steps)
+
+
+class CycleGANVC(L.LightningModule):
+    """Two generators (A->B, B->A) and their discriminators for non-parallel singing conversion.
+
+    Args:
+        generator: generator sizes (`voiceconv.models.generator.SMALL` / `PAPER`).
+        discriminator: PatchGAN sizes, shared by the four discriminators.
+        loss: loss weights and the identity-loss schedule.
+        optimizer: Adam settings and the linear learning-rate decay.
+        max_masked_frames: FIF masking hides up to this many consecutive source frames.
+        seed: seeds weights and the masking RNG (data has its own seed).
+        feature_config, singer_stats: filled in from the data at fit time and kept in the
+            checkpoint, so conversion needs nothing but the checkpoint.
+    """
+
+    def __init__(self, generator: GeneratorConfig = PAPER,
+                 discriminator: DiscriminatorConfig = DiscriminatorConfig(),
+                 loss: LossWeights = LossWeights(),
+                 optimizer: OptimizerConfig = OptimizerConfig(),
+                 max_masked_frames: int = 25, seed: int = 0,
+                 feature_config: dict[str, Any] | None = None,
+                 singer_stats: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        # Checkpoints hold plain data only, so they load with torch.load(weights_only=True).
+        for key, value in self.hparams.items():
+            if dataclasses.is_dataclass(value):
+                self.hparams[key] = dataclasses.asdict(value)
+        self.automatic_optimization = False
+        self.generator_config, self.loss_weights = generator, loss
+        self.optimizer_config = optimizer
+        torch.manual_seed(seed)
+        self.g_ab, self.g_ba = Generator(generator), Generator(generator)
+        self.d_a, self.d_b = (PatchDiscriminator(**dataclasses.asdict(discriminator))
+                              for _ in range(2))
+        self.d2_a, self.d2_b = (PatchDiscriminator(**dataclasses.asdict(discriminator))
+                                for _ in range(2))
+        self.mask_rng = torch.Generator().manual_seed(seed + 1)
+        self._last_step_time: float | None = None
+
+    # -- setup and checkpoints ----------------------------------------------------------------
+
+    @property
+    def feature_config(self) -> FeatureConfig | None:
+        fc = self.hparams.feature_config
+        return FeatureConfig.from_dict(fc) if fc is not None else None
+
+    def setup(self, stage: str) -> None:
+        """Take the feature config and singer stats from the data, or check they agree."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        if datamodule is None:
+            return
+        data_config = datamodule.feature_config
+        if self.feature_config is not None:
+            self.feature_config.require_same(data_config, "model", "data")
+        if data_config.n_mels != self.generator_config.n_mels:
+            raise FeatureConfigMismatch(f"feature config mismatch (n_mels: model "
+                                        f"{self.generator_config.n_mels} vs data "
+                                        f"{data_config.n_mels})")
+        self.hparams.feature_config = data_config.to_dict()
+        self.hparams.singer_stats = datamodule.singer_stats
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["rng"] = {"mask": self.mask_rng.get_state(), "torch": torch.get_rng_state()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("hyper_parameters", {}).get("feature_config")
+        if saved is not None and self.feature_config is not None:
+            FeatureConfig.from_dict(saved).require_same(self.feature_config, "checkpoint", "data")
+        if "rng" in checkpoint:
+            self.mask_rng.set_state(checkpoint["rng"]["mask"])
+            torch.set_rng_state(checkpoint["rng"]["torch"])
+
+    # -- optimisation ---------------------------------------------------------------------------
+
+    def configure_optimizers(self):
+        cfg = self.optimizer_config
+        betas = (cfg.beta1, cfg.beta2)
+        generators = [*self.g_ab.parameters(), *self.g_ba.parameters()]
+        discriminators = [p for d in self.discriminators for p in d.parameters()]
+        opt_g = torch.optim.Adam(generators, lr=cfg.lr_generator, betas=betas)
+        opt_d = torch.optim.Adam(discriminators, lr=cfg.lr_discriminator, betas=betas)
+        total = self.trainer.max_steps if self._trainer and self.trainer.max_steps > 0 else 0
+        steps = cfg.decay_steps or max(total - cfg.decay_after_step, 1)
+        return ([opt_g, opt_d],
+                [torch.optim.lr_scheduler.LambdaLR(opt, LinearDecay(cfg.decay_after_step, steps))
+                 for opt in (opt_g, opt_d)])
+
+    @property
+    def discriminators(self) -> list[nn.Module]:
+        two_step = self.loss_weights.two_step_adversarial > 0
+        return [self.d_a, self.d_b, *((self.d2_a, self.d2_b) if two_step else ())]
+
+    def identity_weight(self, step: int) -> float:
+        w = self.loss_weights
+        return w.identity if step < w.identity_until_step else 0.0
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        real_a, real_b = batch["a"], batch["b"]
+        opt_g, opt_d = self.optimizers()
+        sched_g, sched_d = self.lr_schedulers()
+        w = self.loss_weights
+        n, frames = real_a.shape[0], real_a.shape[-1]
+        mask_a = fif_mask(n, frames, self.hparams.max_masked_frames, self.mask_rng, self.device)
+        mask_b = fif_mask(n, frames, self.hparams.max_masked_frames, self.mask_rng, self.device)
+
+        fake_b = self.g_ab(real_a, mask_a)
+        cycle_a = self.g_ba(fake_b)
+        fake_a = self.g_ba(real_b, mask_b)
+        cycle_b = self.g_ab(fake_a)
+
+        # Discriminators first, on detached generator outputs.
+        with self.toggled_optimizer(opt_d):
+            d = {"d_a": losses.lsgan_discriminator(self.d_a(real_a), self.d_a(fake_a.detach())),
+                 "d_b": losses.lsgan_discriminator(self.d_b(real_b), self.d_b(fake_b.detach()))}
+            if w.two_step_adversarial > 0:
+                d["d2_a"] = losses.lsgan_discriminator(self.d2_a(real_a),
+                                                       self.d2_a(cycle_a.detach()))
+                d["d2_b"] = losses.lsgan_discriminator(self.d2_b(real_b),
+                                                       self.d2_b(cycle_b.detach()))
+            d_loss = sum(parts["total"] for parts in d.values())
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(d_loss)
+            d_grad_norm = _grad_norm(opt_d)
+            # Through the strategy (precision, DDP) but not LightningOptimizer.step, which
+            # would count a second optimizer step per batch: so trainer.global_step, max_steps
+            # and every_n_train_steps count training steps, not twice their number.
+            self.trainer.strategy.optimizer_step(opt_d.optimizer, closure=lambda: None,
+                                                 model=self)
+
+        # Then the generators, against the updated discriminators.
+        with self.toggled_optimizer(opt_g):
+            g = {"g_adversarial": losses.lsgan_generator(self.d_b(fake_b))
+                 + losses.lsgan_generator(self.d_a(fake_a)),
+                 "g_cycle": losses.cycle_consistency(real_a, cycle_a)
+                 + losses.cycle_consistency(real_b, cycle_b)}
+            if w.two_step_adversarial > 0:
+                g["g_two_step_adversarial"] = (losses.lsgan_generator(self.d2_a(cycle_a))
+                                               + losses.lsgan_generator(self.d2_b(cycle_b)))
+            identity_weight = self.identity_weight(self.global_step)
+            if identity_weight > 0:
+                g["g_identity"] = (losses.identity_mapping(real_b, self.g_ab(real_b))
+                                   + losses.identity_mapping(real_a, self.g_ba(real_a)))
+            weights = {"g_adversarial": w.adversarial, "g_cycle": w.cycle,
+                       "g_two_step_adversarial": w.two_step_adversarial,
+                       "g_identity": identity_weight}
+            g_loss = sum(weights[k] * v for k, v in g.items())
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(g_loss)
+            g_grad_norm = _grad_norm(opt_g)
+            opt_g.step()
+        sched_g.step()
+        sched_d.step()
+
+        logs = {"train/g_loss": g_loss, "train/d_loss": d_loss,
+                **{f"train/{k}": v for k, v in g.items()},
+                **{f"train/{k}_{part}": v for k, parts in d.items()
+                   for part, v in parts.items() if part != "total"},
+                "train/identity_weight": identity_weight,
+                "grad_norm/generators": g_grad_norm, "grad_norm/discriminators": d_grad_norm,
+                "lr/generators": opt_g.param_groups[0]["lr"],
+                "lr/discriminators": opt_d.param_groups[0]["lr"]}
+        now = time.perf_counter()
+        if self._last_step_time is not None:
+            seconds = now - self._last_step_time
+            logs["throughput/samples_per_s"] = 2 * n / seconds
+            logs["throughput/frames_per_s"] = 2 * n * frames / seconds
+        self._last_step_time = now
+        self.log_dict(logs, prog_bar=False)
+        self.log_dict({"g": g_loss, "d": d_loss}, prog_bar=True, logger=False)
+
+    # -- validation -----------------------------------------------------------------------------
+
+    def on_validation_epoch_start(self) -> None:
+        self._val: dict[str, list[torch.Tensor]] = {}
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        a, b = batch["a"][None], batch["b"][None]
+        fake_b = self.g_ab(a)
+        cycle_a = self.g_ba(fake_b)
+        log_a, log_b = self.denormalise(a, "a"), self.denormalise(b, "b")
+        log_fake_b = self.denormalise(fake_b, "b")
+        val = self._val
+        val.setdefault("mcd_cycle_a", []).append(
+            frame_mcd(log_a, self.denormalise(cycle_a, "a")).flatten())
+        # Timbre proxy without parallel data: average cepstra of converted A and of real B.
+        val.setdefault("cep_fake_b", []).append(mel_cepstrum(log_fake_b).mean(-1))
+        val.setdefault("cep_real_b", []).append(mel_cepstrum(log_b).mean(-1))
+        val.setdefault("cep_real_a", []).append(mel_cepstrum(log_a).mean(-1))
+        if self.trainer.datamodule.val_set.parallel:
+            val.setdefault("mcd_parallel", []).append(frame_mcd(log_fake_b, log_b).flatten())
+            val.setdefault("mcd_parallel_source", []).append(frame_mcd(log_a, log_b).flatten())
+
+    def on_validation_epoch_end(self) -> None:
+        val = self._val
+        cep = {k: torch.cat(val[k]).mean(0) for k in ("cep_fake_b", "cep_real_b", "cep_real_a")}
+        logs = {
+            "val/mcd_cycle_a": torch.cat(val["mcd_cycle_a"]).mean(),
+            "val/mcd_mean_envelope": _envelope_mcd(cep["cep_fake_b"], cep["cep_real_b"]),
+            "val/mcd_mean_envelope_source": _envelope_mcd(cep["cep_real_a"], cep["cep_real_b"]),
+        }
+        if "mcd_parallel" in val:
+            logs["val/mcd_parallel"] = torch.cat(val["mcd_parallel"]).mean()
+            logs["val/mcd_parallel_source"] = torch.cat(val["mcd_parallel_source"]).mean()
+        self.log_dict(logs, prog_bar=True, sync_dist=True)
+
+    # -- conversion -----------------------------------------------------------------------------
+
+    def stats_tensor(self, singer: str, key: str) -> torch.Tensor:
+        stats = self.hparams.singer_stats
+        if stats is None:
+            raise VoiceconvError("this model has no singer statistics (it was never fitted)")
+        return torch.tensor(stats[singer][key], dtype=torch.float32, device=self.device)[:, None]
+
+    def normalise(self, log_mel: torch.Tensor, singer: str) -> torch.Tensor:
+        return (log_mel - self.stats_tensor(singer, "mel_mean")) / self.stats_tensor(
+            singer, "mel_std")
+
+    def denormalise(self, mel: torch.Tensor, singer: str) -> torch.Tensor:
+        return mel * self.stats_tensor(singer, "mel_std") + self.stats_tensor(singer, "mel_mean")
+
+    @torch.no_grad()
+    def convert(self, log_mel: torch.Tensor, direction: str = "a2b") -> torch.Tensor:
+        """log_mel: (B, n_mels, T) of the source singer -> (B, n_mels, T) as the target singer.
+
+        Any T: the input is padded by reflection to a multiple of 4 frames and trimmed back.
+        """
+        source, target, generator = {"a2b": ("a", "b", self.g_ab),
+                                     "b2a": ("b", "a", self.g_ba)}[direction]
+        frames = log_mel.shape[-1]
+        pad = -frames % 4
+        x = self.normalise(log_mel.to(self.device), source)
+        if pad:
+            x = nn.functional.pad(x, (0, pad), mode="reflect" if frames > pad else "replicate")
+        return self.denormalise(generator(x), target)[..., :frames]
+
+
+def _envelope_mcd(c1: torch.Tensor, c2: torch.Tensor) -> torch.Tensor:
+    return MCD_CONSTANT * (c1 - c2).pow(2).sum().sqrt()
+
+
+def _grad_norm(optimizer: torch.optim.Optimizer) -> torch.Tensor:
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"]
+             if p.grad is not None]
+    if not grads:
+        return torch.tensor(math.nan)
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+
+
+def load_model(path: str, map_location: str | torch.device = "cpu") -> CycleGANVC:
+    """A fitted CycleGANVC from a checkpoint, without unpickling code (weights_only=True)."""
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise VoiceconvError(f"no such checkpoint: {path}") from None
+    except Exception as exc:  # noqa: BLE001 - anything else means "not a checkpoint of ours"
+        raise VoiceconvError(f"{path} is not a voiceconv checkpoint "
+                             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    hp = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    if not hp or "generator" not in hp or "state_dict" not in checkpoint:
+        raise VoiceconvError(f"{path} is not a voiceconv CycleGAN checkpoint")
+    model = CycleGANVC(
+        generator=GeneratorConfig(**hp["generator"]),
+        discriminator=DiscriminatorConfig(**hp["discriminator"]),
+        loss=LossWeights(**hp["loss"]), optimizer=OptimizerConfig(**hp["optimizer"]),
+        max_masked_frames=hp["max_masked_frames"], seed=hp["seed"],
+        feature_config=hp["feature_config"], singer_stats=hp["singer_stats"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval()

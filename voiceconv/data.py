@@ -1,0 +1,243 @@
+"""Training data for a singer pair: unpaired random mel crops of A and of B from the output
+of `voiceconv prep`, normalised with each singer's own statistics.
+
+Batch k is a pure function of (seed, k, rank): the data "sampler position" after a restart is
+just the number of batches already trained, so resumed training sees exactly the batches an
+uninterrupted run would have seen, with any number of loader workers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
+
+from data_prep.features import load_features
+from data_prep.stats import load_stats
+from voiceconv.errors import VoiceconvError
+from voiceconv.features import FeatureConfig
+from voiceconv.fileio import read_jsonl
+
+
+@dataclasses.dataclass
+class Segment:
+    """One prepared segment: its normalised mel (n_mels, T) and where it came from."""
+
+    id: str
+    source: str
+    start: float
+    end: float
+    mel: np.ndarray
+
+
+@dataclasses.dataclass
+class SingerData:
+    name: str
+    stats: dict[str, Any]
+    segments: list[Segment]
+
+    def normalise(self, mel: np.ndarray) -> np.ndarray:
+        mean = np.asarray(self.stats["mel_mean"], np.float32)[:, None]
+        std = np.asarray(self.stats["mel_std"], np.float32)[:, None]
+        return (mel - mean) / std
+
+
+def load_singer(prep_dir: Path, singer: str, stats: dict[str, Any] | None = None) -> SingerData:
+    """All segments of `singer` in a prep output, normalised with `stats` (default: its own)."""
+    rows = [r for r in read_jsonl(prep_dir / "manifest.jsonl") if r["singer"] == singer]
+    if not rows:
+        singers = sorted({r["singer"] for r in read_jsonl(prep_dir / "manifest.jsonl")})
+        raise VoiceconvError(f"no segments of singer {singer!r} in {prep_dir} "
+                             f"(singers there: {', '.join(singers) or 'none'})")
+    stats = stats or load_stats(prep_dir)[singer]
+    data = SingerData(singer, stats, [])
+    for row in sorted(rows, key=lambda r: r["id"]):
+        mel = load_features(prep_dir / row["features"])["mel"]
+        data.segments.append(Segment(row["id"], row["source"], row["start"], row["end"],
+                                     data.normalise(mel).astype(np.float32)))
+    return data
+
+
+class RandomCrops(IterableDataset):
+    """Endless batches {"a": (B, n_mels, N), "b": (B, n_mels, N)} of unpaired random crops.
+
+    Crops are drawn uniformly over every position where an N-frame window fits, so long
+    segments are sampled in proportion to their length.
+    """
+
+    def __init__(self, a: SingerData, b: SingerData, crop_frames: int, batch_size: int,
+                 seed: int) -> None:
+        self.crop_frames, self.batch_size, self.seed = crop_frames, batch_size, seed
+        self.first_batch, self.rank = 0, 0
+        self.mels, self.starts = {}, {}
+        for key, singer in (("a", a), ("b", b)):
+            usable = [s.mel for s in singer.segments if s.mel.shape[1] >= crop_frames]
+            if not usable:
+                raise VoiceconvError(f"singer {singer.name!r} has no segment of at least "
+                                     f"{crop_frames} frames; lower data.crop_frames")
+            offsets = np.cumsum([0] + [m.shape[1] for m in usable[:-1]])
+            self.mels[key] = torch.from_numpy(np.concatenate(usable, axis=1))
+            self.starts[key] = torch.from_numpy(np.concatenate(
+                [o + np.arange(m.shape[1] - crop_frames + 1)
+                 for o, m in zip(offsets, usable, strict=True)]))
+
+    def batch(self, index: int) -> dict[str, torch.Tensor]:
+        seed = np.random.SeedSequence([self.seed, self.rank, index]).generate_state(2)
+        rng = torch.Generator().manual_seed(int(seed[0]) << 32 | int(seed[1]))
+        out = {}
+        window = torch.arange(self.crop_frames)
+        for key in ("a", "b"):
+            pick = torch.randint(len(self.starts[key]), (self.batch_size,), generator=rng)
+            frames = self.starts[key][pick][:, None] + window  # (B, N)
+            out[key] = self.mels[key][:, frames].permute(1, 0, 2).contiguous()
+        return out
+
+    def __iter__(self):
+        worker = get_worker_info()
+        step, offset = (1, 0) if worker is None else (worker.num_workers, worker.id)
+        index = self.first_batch + offset
+        while True:
+            yield self.batch(index)
+            index += step
+
+
+class ValidationPairs(Dataset):
+    """Fixed held-out pairs {"a": (n_mels, T), "b": (n_mels, T')}, whole segments
+    trimmed to a multiple of 4 frames. With `parallel`, pairs are time-aligned excerpts of the
+    same melody sung by both (sample-aligned corpora such as mbrola), so MCD is meaningful."""
+
+    def __init__(self, a: SingerData, b: SingerData, parallel: bool, max_pairs: int,
+                 max_frames: int, hop_s: float) -> None:
+        self.parallel = parallel
+        pairs = (parallel_pairs(a, b, hop_s) if parallel
+                 else [(x.mel, y.mel) for x, y in zip(a.segments, b.segments, strict=False)])
+        if not pairs:
+            raise VoiceconvError(f"no validation pairs of {a.name!r} and {b.name!r}"
+                                 + (" (parallel: no melody sung by both)" if parallel else ""))
+        self.pairs = [(_trim(x, max_frames), _trim(y, max_frames)) for x, y in pairs[:max_pairs]]
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        a, b = self.pairs[index]
+        return {"a": torch.from_numpy(a), "b": torch.from_numpy(b)}
+
+
+def _trim(mel: np.ndarray, max_frames: int) -> np.ndarray:
+    n = min(mel.shape[1], max_frames) // 4 * 4
+    return np.ascontiguousarray(mel[:, :n])
+
+
+def parallel_pairs(a: SingerData, b: SingerData, hop_s: float,
+                   min_frames: int = 32) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Aligned mel excerpts of segments that cover the same time of the same melody.
+
+    The melody of a segment is its source name without the singer's name ("us2/d000.flac" and
+    "us3/d000.flac" are one melody), and segments pair where their time spans overlap.
+    """
+    by_melody: dict[str, list[Segment]] = {}
+    for seg in b.segments:
+        by_melody.setdefault(seg.source.replace(b.name, ""), []).append(seg)
+    pairs = []
+    for x in a.segments:
+        for y in by_melody.get(x.source.replace(a.name, ""), []):
+            t0, t1 = max(x.start, y.start), min(x.end, y.end)
+            n = int((t1 - t0) / hop_s)
+            if n < min_frames:
+                continue
+            i, j = round((t0 - x.start) / hop_s), round((t0 - y.start) / hop_s)
+            n = min(n, x.mel.shape[1] - i, y.mel.shape[1] - j)
+            pairs.append((x.mel[:, i: i + n], y.mel[:, j: j + n]))
+    return pairs
+
+
+class SingerPairData(L.LightningDataModule):
+    """Unpaired crops of singers A and B from `voiceconv prep` output, for CycleGAN training.
+
+    Args:
+        prep_dir: a `voiceconv prep` output folder holding both singers.
+        singer_a: the source singer (as named in the manifest); singer_b: the target.
+        crop_frames: frames per training crop (a multiple of 4; 64 frames = 0.74 s at 22 kHz).
+        batch_size: crops per singer per step.
+        val_prep_dir: held-out segments for validation (default: the last `val_segments`
+            segments of each singer in `prep_dir`, excluded from training).
+        val_parallel: validation pairs are the same melodies sung by both (mbrola).
+        seed: the data seed; batch k is a function of (seed, k, rank) only.
+    """
+
+    def __init__(self, prep_dir: str, singer_a: str, singer_b: str, crop_frames: int = 64,
+                 batch_size: int = 8, num_workers: int = 0, val_prep_dir: str | None = None,
+                 val_segments: int = 4, val_parallel: bool = False, val_max_pairs: int = 8,
+                 val_max_frames: int = 1024, seed: int = 0) -> None:
+        super().__init__()
+        if crop_frames % 4:
+            raise VoiceconvError(f"data.crop_frames must be a multiple of 4 (got {crop_frames})")
+        self.save_hyperparameters()
+        self.prep_dir = Path(prep_dir)
+        self.feature_config = self._feature_config(self.prep_dir)
+        self.train_set: RandomCrops | None = None
+        self.val_set: ValidationPairs | None = None
+
+    def _feature_config(self, prep_dir: Path) -> FeatureConfig:
+        path = prep_dir / "feature_config.json"
+        if not path.is_file():
+            raise VoiceconvError(f"{prep_dir} is not a `voiceconv prep` output "
+                                 "(no feature_config.json); run `voiceconv prep` first")
+        return FeatureConfig.load(path)
+
+    @property
+    def singer_stats(self) -> dict[str, dict[str, Any]]:
+        stats = load_stats(self.prep_dir)
+        return {"a": {"name": self.hparams.singer_a, **stats[self.hparams.singer_a]},
+                "b": {"name": self.hparams.singer_b, **stats[self.hparams.singer_b]}}
+
+    def setup(self, stage: str) -> None:
+        if self.train_set is not None:
+            return
+        hp = self.hparams
+        a = load_singer(self.prep_dir, hp.singer_a)
+        b = load_singer(self.prep_dir, hp.singer_b)
+        if hp.val_prep_dir:
+            val_dir = Path(hp.val_prep_dir)
+            self.feature_config.require_same(self._feature_config(val_dir), "training features",
+                                             "validation features")
+            val_a = load_singer(val_dir, hp.singer_a, a.stats)
+            val_b = load_singer(val_dir, hp.singer_b, b.stats)
+        else:
+            val_a, val_b = (_split_off(s, hp.val_segments) for s in (a, b))
+        self.train_set = RandomCrops(a, b, hp.crop_frames, hp.batch_size, hp.seed)
+        self.val_set = ValidationPairs(val_a, val_b, hp.val_parallel, hp.val_max_pairs,
+                                       hp.val_max_frames, self.frame_seconds)
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.train_set is not None
+        # Resume: continue with the batch after the last one trained (one batch per step).
+        self.train_set.first_batch = self.trainer.global_step if self.trainer else 0
+        self.train_set.rank = self.trainer.global_rank if self.trainer else 0
+        return DataLoader(self.train_set, batch_size=None, num_workers=self.hparams.num_workers,
+                          persistent_workers=False, pin_memory=torch.cuda.is_available())
+
+    def val_dataloader(self) -> DataLoader:
+        assert self.val_set is not None
+        return DataLoader(self.val_set, batch_size=None)
+
+    @property
+    def frame_seconds(self) -> float:
+        return self.feature_config.hop_length / self.feature_config.sample_rate
+
+
+def _split_off(singer: SingerData, n: int) -> SingerData:
+    """Move the last n segments (by id) of a singer into a held-out SingerData."""
+    if n <= 0 or n >= len(singer.segments):
+        raise VoiceconvError(f"singer {singer.name!r} has {len(singer.segments)} segments; "
+                             f"cannot hold out {n} for validation (set data.val_prep_dir or "
+                             "data.val_segments)")
+    held = SingerData(singer.name, singer.stats, singer.segments[-n:])
+    singer.segments = singer.segments[:-n]
+    return held
