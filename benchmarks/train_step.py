@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
+import os
 import platform
 import statistics
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -95,6 +98,8 @@ def time_steps(name: str, data: L.LightningDataModule, steps: int, precision: st
 
 
 def main() -> None:
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--prep", type=Path)
     parser.add_argument("--singers", nargs=2, default=["nit_f001", "pjs"])
@@ -103,10 +108,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--crop-frames", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=0, help="loader workers when 'on'")
     parser.add_argument("--compile", action="store_true")
     args = parser.parse_args()
     cuda = torch.cuda.is_available()
-    device = torch.cuda.get_device_name() if cuda else f"{platform.processor() or 'CPU'}"
+    device = torch.cuda.get_device_name() if cuda else cpu_name()
     with contextlib.ExitStack() as stack:
         prep = args.prep
         if prep is None:
@@ -129,8 +135,8 @@ def main() -> None:
                     per_step = []
                     for _ in range(args.repeats):
                         data = SingerPairData(str(prep), *args.singers, args.crop_frames,
-                                              args.batch_size, num_workers=2 if loader == "on"
-                                              else 0, val_segments=1)
+                                              args.batch_size, num_workers=args.workers
+                                              if loader == "on" else 0, val_segments=1)
                         if loader == "off":
                             data = FixedBatch(data)
                         per_step.append(statistics.median(time_steps(
@@ -139,6 +145,16 @@ def main() -> None:
                     samples = 2 * args.batch_size / step  # a batch holds crops of A and of B
                     print(f"{name:8} {label:22} {loader:7} {step:8.3f} {samples:10.1f} "
                           f"{samples * args.crop_frames:10.0f}", flush=True)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
+    except OSError:
+        pass
+    return f"{platform.processor() or 'CPU'}, {os.cpu_count()} cores"
 
 
 def make_demo_prep(out: Path) -> None:
@@ -155,7 +171,7 @@ def make_demo_prep(out: Path) -> None:
                           ("pjs", ["pjs001_song.flac", "pjs002_song.flac"])):
         (corpus / singer).mkdir(parents=True, exist_ok=True)
         for name in names:
-            x, sr = sf.read(audio / singer / name, frames=None, dtype="float32")
+            x, sr = sf.read(audio / singer / name, dtype="float32")
             sf.write(corpus / singer / name, x[: 30 * sr], sr)
     run_prep(corpus, out, PrepConfig(features=FeatureConfig(f0_method="dio")), progress=False)
 

@@ -121,7 +121,7 @@ class ConversionPreviews(L.Callback):
         folder = self.out_dir / f"step_{step:07d}"
         folder.mkdir(parents=True, exist_ok=True)
         plt = pyplot()
-        fig, axes = plt.subplots(len(mels), 1, figsize=(8, 1.6 * len(mels)), sharex=False)
+        fig, axes = plt.subplots(len(mels), 1, figsize=(8, 1.8 * len(mels)), layout="constrained")
         for ax, (name, mel) in zip(axes, mels.items(), strict=True):
             ax.imshow(mel.numpy(), origin="lower", aspect="auto", cmap="magma")
             ax.set_ylabel("mel bin")

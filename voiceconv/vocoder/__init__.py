@@ -1,5 +1,27 @@
-"""Vocoders: (mel, f0) -> waveform at the feature sample rate."""
+"""Vocoders: (mel, f0) -> waveform at the feature sample rate, chosen by name."""
 
+from __future__ import annotations
+
+from voiceconv.errors import VoiceconvError
+from voiceconv.features import FeatureConfig
+from voiceconv.vocoder.base import Vocoder
 from voiceconv.vocoder.griffin_lim import GriffinLim
 
-__all__ = ["GriffinLim"]
+NAMES = ("griffin-lim", "hifigan-universal")
+
+
+def load_vocoder(name: str, feature_config: FeatureConfig) -> Vocoder:
+    """A vocoder by name, checked against the features it will be given."""
+    if name == "griffin-lim":
+        vocoder: Vocoder = GriffinLim(feature_config)
+    elif name == "hifigan-universal":
+        from voiceconv.vocoder.hifigan import HiFiGANUniversal
+
+        vocoder = HiFiGANUniversal()
+    else:
+        raise VoiceconvError(f"unknown vocoder {name!r} (choose from {', '.join(NAMES)})")
+    vocoder.require_features(feature_config)
+    return vocoder.eval()
+
+
+__all__ = ["GriffinLim", "NAMES", "Vocoder", "load_vocoder"]

@@ -5,7 +5,7 @@ vocoder, and the source converted toward the target and rendered by the same voc
 measures each (and the raw source) against the real target with `voiceconv eval` (MCD on WORLD
 mel-cepstra, sample-aligned) and against the source's own F0 (the melody must survive).
 
-Usage: score_conversion.py CKPT CORPUS SOURCE TARGET OUT [--griffin-lim-iters N]
+Usage: score_conversion.py CKPT CORPUS SOURCE TARGET OUT [--vocoder NAME]
 Prints one table and writes OUT/{raw,vocoded,converted}/metrics.json and report.html.
 """
 
@@ -22,7 +22,7 @@ from voiceconv.audio import load_mono, write_audio
 from voiceconv.cyclegan import load_model
 from voiceconv.evaluate import evaluate
 from voiceconv.features import LogMelSpectrogram
-from voiceconv.vocoder import GriffinLim
+from voiceconv.vocoder import NAMES, load_vocoder
 
 ROWS = (("raw", "source vs target (no conversion)"),
         ("vocoded", "source through the vocoder vs target"),
@@ -33,13 +33,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     for name in ("checkpoint", "corpus", "source", "target", "out"):
         parser.add_argument(name)
-    parser.add_argument("--griffin-lim-iters", type=int, default=64)
+    parser.add_argument("--vocoder", default="hifigan-universal", choices=NAMES)
     args = parser.parse_args()
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
     model = load_model(args.checkpoint)
     config = model.feature_config
     mel_of = LogMelSpectrogram(config)
-    vocoder = GriffinLim(config, n_iter=args.griffin_lim_iters)
+    vocoder = load_vocoder(args.vocoder, config)
     dev = Path(args.corpus) / "dev"
     out = Path(args.out)
     for path in sorted((dev / args.source).glob("*.flac")):

@@ -1,0 +1,55 @@
+"""The vocoder protocol: (mel, f0) -> waveform at the feature sample rate, in bounded memory.
+
+Every vocoder is a `Vocoder`: it names itself, holds the feature config it was made for (and
+refuses mels made with another), and renders long inputs chunk by chunk with enough context
+on both sides that the chunks join without a seam.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from voiceconv.features import FeatureConfig
+
+
+class Vocoder(torch.nn.Module):
+    """mel: (B, n_mels, T) natural-log magnitude, f0: (B, T) Hz (0 = unvoiced)
+    -> audio: (B, T * hop) at `feature_config.sample_rate`."""
+
+    name = "vocoder"
+    # Frames of context rendered on each side of a chunk and then dropped: at least the
+    # receptive field, so chunked output equals one-shot output.
+    context_frames = 32
+
+    def __init__(self, feature_config: FeatureConfig) -> None:
+        super().__init__()
+        self.feature_config = feature_config
+
+    def synthesise(self, mel: torch.Tensor, f0: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def require_features(self, config: FeatureConfig, what: str = "features") -> None:
+        self.feature_config.require_same(config, f"vocoder {self.name}", what)
+
+    @torch.no_grad()
+    def render(self, mel: torch.Tensor, f0: torch.Tensor | None = None,
+               chunk_frames: int | None = 2048) -> torch.Tensor:
+        """Render in chunks of `chunk_frames` (None: in one go), each with context."""
+        if mel.dim() != 3 or mel.shape[1] != self.feature_config.n_mels:
+            raise ValueError(f"mel must be (B, {self.feature_config.n_mels}, T); "
+                             f"got {tuple(mel.shape)}")
+        device = next(iter(self.buffers()), mel).device
+        mel = mel.to(device, torch.float32)
+        f0 = torch.zeros(mel.shape[0], mel.shape[-1], device=device) if f0 is None else \
+            f0.to(device, torch.float32)
+        frames, hop = mel.shape[-1], self.feature_config.hop_length
+        if chunk_frames is None or frames <= chunk_frames:
+            return self.synthesise(mel, f0).cpu()
+        pieces = []
+        for start in range(0, frames, chunk_frames):
+            stop = min(start + chunk_frames, frames)
+            left, right = max(0, start - self.context_frames), min(frames,
+                                                                   stop + self.context_frames)
+            audio = self.synthesise(mel[..., left:right], f0[..., left:right])
+            pieces.append(audio[..., (start - left) * hop: (stop - left) * hop].cpu())
+        return torch.cat(pieces, dim=-1)
