@@ -9,9 +9,9 @@ import torch
 from tests.conftest import read_excerpt
 from voiceconv.audio import resample
 from voiceconv.errors import FeatureConfigMismatch, VoiceconvError
-from voiceconv.features import PRESETS, FeatureConfig, LogMelSpectrogram
-from voiceconv.metrics import analyse, mel_cepstral_distortion
-from voiceconv.vocoder import load_vocoder
+from voiceconv.features import PRESETS, FeatureConfig, LogMelSpectrogram, compute_features
+from voiceconv.metrics import analyse, f0_metrics, f0_track, mel_cepstral_distortion
+from voiceconv.vocoder import NAMES, load_vocoder
 
 CONFIG = FeatureConfig()
 
@@ -27,13 +27,14 @@ def singing() -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def vocoders():
-    return {name: load_vocoder(name, CONFIG) for name in ("griffin-lim", "hifigan-universal")}
+    return {name: load_vocoder(name, CONFIG) for name in NAMES}
 
 
-@pytest.mark.parametrize("name", ["griffin-lim", "hifigan-universal"])
+@pytest.mark.parametrize("name", NAMES)
 def test_renders_one_hop_per_frame(name, vocoders, singing):
-    _, mel = singing
-    audio = vocoders[name].render(mel)
+    audio_in, mel = singing
+    f0 = torch.from_numpy(compute_features(audio_in.numpy(), CONFIG).f0)[None]
+    audio = vocoders[name].render(mel, f0)
     assert audio.shape == (1, mel.shape[-1] * CONFIG.hop_length)
     assert audio.dtype == torch.float32 and torch.isfinite(audio).all()
     assert 0.01 < float(audio.abs().max()) <= 1.0
@@ -47,14 +48,20 @@ def test_hifigan_chunked_rendering_equals_one_shot(vocoders, singing):
     assert float((whole - chunked).abs().max()) < 1e-4
 
 
-def test_pretrained_hifigan_beats_griffin_lim_on_copy_synthesis(vocoders, singing):
+def test_copy_synthesis_quality_and_pitch(vocoders, singing):
+    """Neural beats Griffin-Lim on MCD; WORLD sings exactly the F0 it is given."""
     audio, mel = singing
+    feats = compute_features(audio.numpy(), CONFIG)
+    f0 = torch.from_numpy(feats.f0)[None]
     reference = analyse(audio.numpy(), CONFIG.sample_rate)
-    mcd = {name: mel_cepstral_distortion(
-        reference, analyse(v.render(mel)[0].numpy(), CONFIG.sample_rate)).mcd_db
-        for name, v in vocoders.items()}
+    rendered = {name: v.render(mel, f0)[0].numpy() for name, v in vocoders.items()}
+    mcd = {name: mel_cepstral_distortion(reference, analyse(y, CONFIG.sample_rate)).mcd_db
+           for name, y in rendered.items()}
     assert mcd["hifigan-universal"] < 5.0  # measured 3.8 dB on PJS
     assert mcd["hifigan-universal"] < mcd["griffin-lim"] - 1.0
+    pitch = f0_metrics(f0_track(audio.numpy(), CONFIG.sample_rate),
+                       f0_track(rendered["world"], CONFIG.sample_rate))
+    assert pitch.median_cents < 15 and pitch.gross_pitch_error < 0.15  # measured 3.0, 0.11
 
 
 def test_mismatched_features_and_unknown_names_are_refused():

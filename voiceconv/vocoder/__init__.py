@@ -7,13 +7,17 @@ from voiceconv.features import FeatureConfig
 from voiceconv.vocoder.base import Vocoder
 from voiceconv.vocoder.griffin_lim import GriffinLim
 
-NAMES = ("griffin-lim", "hifigan-universal")
+NAMES = ("griffin-lim", "world", "hifigan-universal")
 
 
 def load_vocoder(name: str, feature_config: FeatureConfig) -> Vocoder:
     """A vocoder by name, checked against the features it will be given."""
     if name == "griffin-lim":
         vocoder: Vocoder = GriffinLim(feature_config)
+    elif name == "world":
+        from voiceconv.vocoder.world import World
+
+        vocoder = World(feature_config)
     elif name == "hifigan-universal":
         from voiceconv.vocoder.hifigan import HiFiGANUniversal
 

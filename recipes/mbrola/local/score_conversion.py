@@ -21,7 +21,7 @@ import torch
 from voiceconv.audio import load_mono, write_audio
 from voiceconv.cyclegan import load_model
 from voiceconv.evaluate import evaluate
-from voiceconv.features import LogMelSpectrogram
+from voiceconv.features import LogMelSpectrogram, compute_features
 from voiceconv.vocoder import NAMES, load_vocoder
 
 ROWS = (("raw", "source vs target (no conversion)"),
@@ -33,7 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     for name in ("checkpoint", "corpus", "source", "target", "out"):
         parser.add_argument(name)
-    parser.add_argument("--vocoder", default="hifigan-universal", choices=NAMES)
+    parser.add_argument("--vocoder", default="world", choices=NAMES)
     args = parser.parse_args()
     model = load_model(args.checkpoint)
     config = model.feature_config
@@ -42,11 +42,11 @@ def main() -> None:
     dev = Path(args.corpus) / "dev"
     out = Path(args.out)
     for path in sorted((dev / args.source).glob("*.flac")):
-        audio = torch.from_numpy(load_mono(path, config.sample_rate))
-        with torch.no_grad():
-            mel = mel_of(audio[None])
-            renders = {"vocoded": vocoder.render(mel), "converted": vocoder.render(
-                model.convert(mel, "a2b"))}
+        feats = compute_features(load_mono(path, config.sample_rate), config, mel_of)
+        mel, f0 = torch.from_numpy(feats.mel)[None], torch.from_numpy(feats.f0)[None]
+        # Both voices sing in the same octave: the converted voice sings the source F0.
+        renders = {"vocoded": vocoder.render(mel, f0),
+                   "converted": vocoder.render(model.convert(mel, "a2b"), f0)}
         for kind, rendered in renders.items():
             write_audio(out / kind / "audio" / path.name, rendered[0].numpy(),
                         config.sample_rate, subtype="PCM_16")
