@@ -57,7 +57,7 @@ class LastCheckpoint(L.Callback):
         if hasattr(signal, "SIGUSR1") and self._previous is not None:
             signal.signal(signal.SIGUSR1, self._previous)
         if trainer.global_step != self._saved_step:
-            trainer.save_checkpoint(self.last_path)
+            trainer.save_checkpoint(self.last_path, weights_only=False)
 
     def _flag(self, signum: int, frame: Any) -> None:
         self._signal = signum
@@ -70,7 +70,7 @@ class LastCheckpoint(L.Callback):
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
         if not stop:
             return
-        trainer.save_checkpoint(self.last_path)
+        trainer.save_checkpoint(self.last_path, weights_only=False)
         self._saved_step = trainer.global_step
         rank_zero_info(f"pre-emption signal: saved {self.last_path} at step "
                        f"{trainer.global_step}; rerun with --ckpt_path last to continue")

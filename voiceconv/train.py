@@ -68,9 +68,10 @@ class VoiceconvCLI(LightningCLI):
         kwargs["plugins"] = plugins + list(trainer_cfg.plugins or [])
         kwargs["callbacks"] = [
             *(self._get(self.config_init, "trainer", default={}).get("callbacks") or []),
+            # One last.ckpt, overwritten in place (atomically), never last-v1.ckpt.
             ModelCheckpoint(dirpath=ckpt_dir, filename="step{step:07d}", save_last=True,
                             save_top_k=0, every_n_train_steps=cfg.checkpoint_every_n_steps,
-                            auto_insert_metric_name=False),
+                            auto_insert_metric_name=False, enable_version_counter=False),
             ModelCheckpoint(dirpath=ckpt_dir, monitor=cfg.monitor, mode="min",
                             save_top_k=cfg.save_top_k, auto_insert_metric_name=False,
                             filename="best-step{step:07d}-" + _safe(cfg.monitor) + "{"

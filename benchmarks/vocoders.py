@@ -1,0 +1,76 @@
+"""Copy-synthesis quality and speed of every vocoder on held-out real singing.
+
+Each file is analysed (log-mel and F0, the prep defaults), re-rendered by each vocoder from its
+true mel and F0, and measured against the original with `voiceconv eval`: MCD (WORLD
+mel-cepstra, sample-aligned), F0 deviation and gross pitch error against the original's F0,
+V/UV error; plus rendering speed (x real time, median of repeats) on this machine.
+
+Usage: python benchmarks/vocoders.py [FILE ...] [--seconds 20] [--repeats 3] [--out DIR]
+Default files: PJS songs 050-052 (never in the demo's training data) and the held-out NIT-F001
+song 029, from ../shared/data/singing (first --seconds of each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from voiceconv.audio import load_mono, write_audio
+from voiceconv.evaluate import evaluate
+from voiceconv.features import FeatureConfig, LogMelSpectrogram, compute_features
+from voiceconv.vocoder import NAMES, load_vocoder
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "singing"
+DEFAULT_FILES = [SHARED / "pjs" / f"pjs0{n}_song.flac" for n in (50, 51, 52)] + [
+    SHARED / "nit_f001" / "nitech_jp_song070_f001_029.flac"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("files", nargs="*", type=Path, default=DEFAULT_FILES)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--vocoders", nargs="+", default=list(NAMES))
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    config = FeatureConfig()
+    mel_of = LogMelSpectrogram(config)
+    out = args.out or Path(tempfile.mkdtemp(prefix="vocoders-"))
+    inputs = []
+    for path in args.files:
+        audio = load_mono(path, config.sample_rate)[: int(args.seconds * config.sample_rate)]
+        feats = compute_features(audio, config, mel_of)
+        write_audio(out / "reference" / path.name, feats.audio, config.sample_rate)
+        inputs.append((path.name, torch.from_numpy(feats.mel)[None],
+                       torch.from_numpy(feats.f0)[None]))
+    seconds = sum(mel.shape[-1] for _, mel, _ in inputs) * config.hop_length / config.sample_rate
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    print(f"{len(inputs)} files, {seconds:.0f} s of singing; device {device}, torch "
+          f"{torch.__version__}, {torch.get_num_threads()} threads; out {out}")
+    print(f"{'vocoder':18} {'MCD dB':>7} {'F0 med c':>9} {'GPE':>6} {'V/UV err':>8} "
+          f"{'F0 RMSE c':>9} {'x real time':>11}")
+    for name in args.vocoders:
+        vocoder = load_vocoder(name, config).to(device)
+        times = []
+        for repeat in range(args.repeats):
+            start = time.perf_counter()
+            rendered = [(n, vocoder.render(mel, f0)) for n, mel, f0 in inputs]
+            times.append(time.perf_counter() - start)
+            if repeat == 0:
+                for n, audio in rendered:
+                    write_audio(out / name / n, audio[0].numpy(), config.sample_rate)
+        summary = evaluate(out / name, out / "reference", out / f"{name}-eval",
+                           sample_rate=config.sample_rate, progress=False)
+        print(f"{name:18} {summary['mcd_db']:7.2f} {summary['f0_median_cents']:9.1f} "
+              f"{summary['gross_pitch_error']:6.3f} {summary['vuv_error']:8.3f} "
+              f"{summary['f0_rmse_cents']:9.1f} {seconds / statistics.median(times):10.1f}x",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
