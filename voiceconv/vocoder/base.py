@@ -8,8 +8,17 @@ on both sides that the chunks join without a seam.
 from __future__ import annotations
 
 import torch
+import torchaudio
 
 from voiceconv.features import FeatureConfig
+
+
+def mel_pseudo_inverse(config: FeatureConfig) -> torch.Tensor:
+    """(n_fft // 2 + 1, n_mels): maps a mel magnitude back to the least-squares linear one."""
+    fbank = torchaudio.functional.melscale_fbanks(
+        config.n_fft // 2 + 1, config.fmin, config.fmax, config.n_mels, config.sample_rate,
+        norm="slaney", mel_scale="slaney")  # (n_freqs, n_mels), as in LogMelSpectrogram
+    return torch.linalg.pinv(fbank.T)
 
 
 class Vocoder(torch.nn.Module):

@@ -6,7 +6,7 @@ import torch
 import torchaudio
 
 from voiceconv.features import FeatureConfig
-from voiceconv.vocoder.base import Vocoder
+from voiceconv.vocoder.base import Vocoder, mel_pseudo_inverse
 
 
 class GriffinLim(Vocoder):
@@ -18,10 +18,7 @@ class GriffinLim(Vocoder):
 
     def __init__(self, config: FeatureConfig, n_iter: int = 32, momentum: float = 0.99) -> None:
         super().__init__(config)
-        fbank = torchaudio.functional.melscale_fbanks(
-            config.n_fft // 2 + 1, config.fmin, config.fmax, config.n_mels, config.sample_rate,
-            norm="slaney", mel_scale="slaney")  # (n_freqs, n_mels)
-        self.register_buffer("inverse_fbank", torch.linalg.pinv(fbank.T))  # (n_freqs, n_mels)
+        self.register_buffer("inverse_fbank", mel_pseudo_inverse(config))
         self.register_buffer("window", torch.hann_window(config.win_length))
         self.n_iter, self.momentum = n_iter, momentum
 

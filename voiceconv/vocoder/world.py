@@ -11,10 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pyworld
 import torch
-import torchaudio
 
 from voiceconv.features import FeatureConfig
-from voiceconv.vocoder.base import Vocoder
+from voiceconv.vocoder.base import Vocoder, mel_pseudo_inverse
 
 # Median D4C aperiodicity (dB) of voiced frames of PJS singing at these frequencies (Hz).
 VOICED_APERIODICITY_DB = ((0, -30.0), (500, -26.0), (2000, -16.0), (4000, -7.0),
@@ -27,10 +26,7 @@ class World(Vocoder):
 
     def __init__(self, config: FeatureConfig, lifter_fraction: float = 0.7) -> None:
         super().__init__(config)
-        fbank = torchaudio.functional.melscale_fbanks(
-            config.n_fft // 2 + 1, config.fmin, config.fmax, config.n_mels, config.sample_rate,
-            norm="slaney", mel_scale="slaney")
-        self.register_buffer("inverse_fbank", torch.linalg.pinv(fbank.T))
+        self.register_buffer("inverse_fbank", mel_pseudo_inverse(config))
         window = torch.hann_window(config.win_length, dtype=torch.float64)
         # |STFT|^2 of a Hann-windowed frame -> WORLD's power spectral envelope (Parseval).
         self.power_scale = 1.0 / float((window**2).sum())
