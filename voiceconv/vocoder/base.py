@@ -29,6 +29,7 @@ class Vocoder(torch.nn.Module):
     # Frames of context rendered on each side of a chunk and then dropped: at least the
     # receptive field, so chunked output equals one-shot output.
     context_frames = 32
+    crossfade_frames = 2  # half-width of the cross-fade at each chunk boundary
 
     def __init__(self, feature_config: FeatureConfig) -> None:
         super().__init__()
@@ -54,11 +55,24 @@ class Vocoder(torch.nn.Module):
         frames, hop = mel.shape[-1], self.feature_config.hop_length
         if chunk_frames is None or frames <= chunk_frames:
             return self.synthesise(mel, f0).cpu()
-        pieces = []
+        # Chunks overlap by 2 * fade samples and are cross-faded (weighted overlap-add), so
+        # vocoders whose output depends on where a chunk starts (pulse phase in WORLD,
+        # Griffin-Lim's phase) join smoothly; exact ones (HiFi-GAN) are unchanged by it.
+        fade = min(self.crossfade_frames, self.context_frames) * hop
+        total = frames * hop
+        out = torch.zeros(mel.shape[0], total)
+        weight = torch.zeros(total)
         for start in range(0, frames, chunk_frames):
             stop = min(start + chunk_frames, frames)
-            left, right = max(0, start - self.context_frames), min(frames,
-                                                                   stop + self.context_frames)
-            audio = self.synthesise(mel[..., left:right], f0[..., left:right])
-            pieces.append(audio[..., (start - left) * hop: (stop - left) * hop].cpu())
-        return torch.cat(pieces, dim=-1)
+            left = max(0, start - self.context_frames)
+            right = min(frames, stop + self.context_frames)
+            audio = self.synthesise(mel[..., left:right], f0[..., left:right]).cpu()
+            s0, s1 = max(0, start * hop - fade), min(total, stop * hop + fade)
+            w = torch.ones(s1 - s0)
+            if start > 0:
+                w[: 2 * fade] = torch.linspace(0, 1, 2 * fade + 2)[1:-1]
+            if stop < frames:
+                w[-2 * fade:] = torch.linspace(1, 0, 2 * fade + 2)[1:-1]
+            out[:, s0:s1] += w * audio[:, s0 - left * hop: s1 - left * hop]
+            weight[s0:s1] += w
+        return out / weight
