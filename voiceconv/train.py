@@ -50,6 +50,7 @@ class VoiceconvCLI(LightningCLI):
         exp_dir = Path(cfg.experiments_root) / cfg.experiment
         ckpt_dir = exp_dir / "checkpoints"
         trainer_cfg = cfg.trainer
+        instantiated = self._get(self.config_init, "trainer", default={})
         if trainer_cfg.logger in (None, True):
             loggers = [ResumableCSVLogger(save_dir=exp_dir, name="", version="")]
             if cfg.wandb:
@@ -65,9 +66,9 @@ class VoiceconvCLI(LightningCLI):
             # Our LastCheckpoint saves step-exactly and requeues; Lightning's own handler
             # would save from inside the signal handler, possibly between the D and G updates.
             plugins.append(SLURMEnvironment(auto_requeue=False))
-        kwargs["plugins"] = plugins + list(trainer_cfg.plugins or [])
+        kwargs["plugins"] = plugins + _as_list(instantiated.get("plugins"))
         kwargs["callbacks"] = [
-            *(self._get(self.config_init, "trainer", default={}).get("callbacks") or []),
+            *_as_list(instantiated.get("callbacks")),
             # One last.ckpt, overwritten in place (atomically), never last-v1.ckpt.
             ModelCheckpoint(dirpath=ckpt_dir, filename="step{step:07d}", save_last=True,
                             save_top_k=0, every_n_train_steps=cfg.checkpoint_every_n_steps,
@@ -81,6 +82,10 @@ class VoiceconvCLI(LightningCLI):
               if cfg.preview_every_n_steps > 0 else []),
         ]
         return super().instantiate_trainer(**kwargs)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return [] if value is None else list(value) if isinstance(value, list) else [value]
 
 
 def _safe(metric: str) -> str:
