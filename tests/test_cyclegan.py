@@ -229,3 +229,11 @@ def test_bf16_mixed_precision_trains(fit_config):
     rows = metrics(exp_dir(fit_config, "bf16"))
     assert all(math.isfinite(v) for v in last_values(rows, "train/g_loss"))
     assert all(math.isfinite(v) for v in last_values(rows, "val/mcd_cycle_a"))
+
+
+def test_a_folder_that_is_not_a_prep_output_is_one_clear_line(fit_config, tmp_path, capsys):
+    code = fit("--config", SMALL, "--config", fit_config, "--experiment", "not-prep",
+               "--data.init_args.prep_dir", tmp_path)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "is not a `voiceconv prep` output" in err[0]

@@ -65,9 +65,9 @@ def test_unknown_singer_and_too_long_crops_are_clear_errors(prepared):
         SingerPairData(str(prepared.out_dir), "nit_f001", "pjs", crop_frames=4000,
                        val_segments=1).setup("fit")
     with pytest.raises(VoiceconvError, match="multiple of 4"):
-        SingerPairData(str(prepared.out_dir), "nit_f001", "pjs", crop_frames=30)
+        SingerPairData(str(prepared.out_dir), "nit_f001", "pjs", crop_frames=30).setup("fit")
     with pytest.raises(VoiceconvError, match="not a `voiceconv prep` output"):
-        SingerPairData(str(REPO), "nit_f001", "pjs")
+        SingerPairData(str(REPO), "nit_f001", "pjs").setup("fit")
 
 
 def test_parallel_validation_pairs_the_same_melody_frame_by_frame(tmp_path):

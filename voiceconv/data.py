@@ -9,6 +9,7 @@ uninterrupted run would have seen, with any number of loader workers.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -176,13 +177,16 @@ class SingerPairData(L.LightningDataModule):
                  val_segments: int = 4, val_parallel: bool = False, val_max_pairs: int = 8,
                  val_max_frames: int = 1024, seed: int = 0) -> None:
         super().__init__()
-        if crop_frames % 4:
-            raise VoiceconvError(f"data.crop_frames must be a multiple of 4 (got {crop_frames})")
+        # Nothing is read or checked here: errors raised while LightningCLI instantiates
+        # classes reach the user wrapped in a page of parser output; in setup they are one line.
         self.save_hyperparameters()
         self.prep_dir = Path(prep_dir)
-        self.feature_config = self._feature_config(self.prep_dir)
         self.train_set: RandomCrops | None = None
         self.val_set: ValidationPairs | None = None
+
+    @functools.cached_property
+    def feature_config(self) -> FeatureConfig:
+        return self._feature_config(self.prep_dir)
 
     def _feature_config(self, prep_dir: Path) -> FeatureConfig:
         path = prep_dir / "feature_config.json"
@@ -201,6 +205,10 @@ class SingerPairData(L.LightningDataModule):
         if self.train_set is not None:
             return
         hp = self.hparams
+        if hp.crop_frames % 4:
+            raise VoiceconvError(f"data.crop_frames must be a multiple of 4 "
+                                 f"(got {hp.crop_frames})")
+        self.feature_config  # noqa: B018 - checks first that prep_dir is a prep output
         a = load_singer(self.prep_dir, hp.singer_a)
         b = load_singer(self.prep_dir, hp.singer_b)
         if hp.val_prep_dir:
