@@ -12,7 +12,9 @@ import math
 
 import torch
 
-MCD_CONSTANT = 10 * math.sqrt(2) / math.log(10)
+from voiceconv.metrics import MCD_CONSTANT
+
+__all__ = ["MCD_CONSTANT", "frame_mcd", "mel_cepstrum"]
 
 
 def mel_cepstrum(log_mel: torch.Tensor, order: int = 24) -> torch.Tensor:
