@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import yaml
 
 from data_prep.config import PrepConfig
 from data_prep.pipeline import run_prep
@@ -51,3 +52,38 @@ def prepared(excerpt_corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("prep")
     report = run_prep(excerpt_corpus, out, PrepConfig(), jobs=1, progress=False)
     return report
+
+
+@pytest.fixture(scope="session")
+def fit_config(prepared, tmp_path_factory) -> Path:
+    """A CPU-sized run over the prepared excerpts: tiny crops, validation on 2 held-out pairs."""
+    folder = tmp_path_factory.mktemp("fit")
+    config = {
+        "data": {"class_path": "voiceconv.data.SingerPairData", "init_args": {
+            "prep_dir": str(prepared.out_dir), "singer_a": "nit_f001", "singer_b": "pjs",
+            "crop_frames": 32, "batch_size": 2, "val_segments": 1, "val_max_frames": 128}},
+        "trainer": {"max_steps": 4, "val_check_interval": 2, "check_val_every_n_epoch": None,
+                    "log_every_n_steps": 1, "enable_progress_bar": False, "accelerator": "cpu",
+                    "enable_model_summary": False},
+        "experiments_root": str(folder / "checkpoints"),
+        "checkpoint_every_n_steps": 2, "preview_every_n_steps": 2, "wandb": False,
+        "model": {"init_args": {"discriminator": {"channels": 8, "downsamples": 2},
+                                "max_masked_frames": 8}},
+    }
+    path = folder / "fit.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="session")
+def fitted_model(fit_config) -> Path:
+    """A small CycleGAN (NIT-F001 = A, PJS = B) fitted for a few steps: enough for conversion
+    tests, which check what the pipeline around the generator guarantees."""
+    from voiceconv.cli import run_command
+
+    small = REPO / "recipes" / "common" / "conf" / "cyclegan_small.yaml"
+    assert run_command("fit", ["--config", str(small), "--config", str(fit_config),
+                               "--experiment", "convert-model", "--trainer.max_steps", "2",
+                               "--preview_every_n_steps", "0"]) == 0
+    root = Path(yaml.safe_load(fit_config.read_text())["experiments_root"])
+    return root / "convert-model" / "checkpoints" / "last.ckpt"

@@ -29,27 +29,6 @@ LOSS_TERMS = ["train/g_adversarial", "train/g_cycle", "train/g_identity",
               "grad_norm/generators", "grad_norm/discriminators", "lr/generators"]
 
 
-@pytest.fixture(scope="module")
-def fit_config(prepared, tmp_path_factory) -> Path:
-    """A CPU-sized run over the prepared excerpts: tiny crops, validation on 2 held-out pairs."""
-    folder = tmp_path_factory.mktemp("fit")
-    config = {
-        "data": {"class_path": "voiceconv.data.SingerPairData", "init_args": {
-            "prep_dir": str(prepared.out_dir), "singer_a": "nit_f001", "singer_b": "pjs",
-            "crop_frames": 32, "batch_size": 2, "val_segments": 1, "val_max_frames": 128}},
-        "trainer": {"max_steps": 4, "val_check_interval": 2, "check_val_every_n_epoch": None,
-                    "log_every_n_steps": 1, "enable_progress_bar": False, "accelerator": "cpu",
-                    "enable_model_summary": False},
-        "experiments_root": str(folder / "checkpoints"),
-        "checkpoint_every_n_steps": 2, "preview_every_n_steps": 2, "wandb": False,
-        "model": {"init_args": {"discriminator": {"channels": 8, "downsamples": 2},
-                                "max_masked_frames": 8}},
-    }
-    path = folder / "fit.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 def fit(*args: str) -> int:
     return run_command("fit", [str(a) for a in args])
 

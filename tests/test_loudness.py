@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from voiceconv.loudness import integrated_loudness, normalize_loudness, true_peak_dbtp
+from voiceconv.loudness import (integrated_loudness, k_weighting, normalize_loudness,
+                                 true_peak_dbtp)
 
 
 def sine(freq: float, sr: int, seconds: float, amplitude: float, phase: float = 0.0):
@@ -36,3 +37,18 @@ def test_normalisation_hits_the_target_or_the_ceiling():
     limited = normalize_loudness(spiky, sr, target_lufs=-10, ceiling_dbtp=-1)
     assert limited.peak_limited
     assert true_peak_dbtp(limited.audio, sr) <= -0.99
+
+
+def test_k_weighting_matches_the_bs1770_coefficients_at_48k():
+    (b1, a1), (b2, a2) = k_weighting(48000)
+    assert np.allclose(b1, [1.53512485958697, -2.69169618940638, 1.19839281085285])
+    assert np.allclose(a1, [1.0, -1.69065929318241, 0.73248077421585])
+    assert np.allclose(b2, [1.0, -2.0, 1.0])
+    assert np.allclose(a2, [1.0, -1.99004745483398, 0.99007225036621])
+
+
+def test_streamed_loudness_does_not_depend_on_the_chunk_size():
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(48000 * 7) * np.linspace(0.01, 0.5, 48000 * 7)).astype(np.float32)
+    whole = integrated_loudness(x, 48000, chunk=1 << 30)
+    assert abs(integrated_loudness(x, 48000, chunk=12345) - whole) < 1e-9

@@ -68,7 +68,7 @@ def decode(path: str | os.PathLike, max_duration_s: float | None = None) -> Sour
     except AudioDecodeError:
         raise
     except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as exc:
-        raise AudioDecodeError(f"cannot decode as audio: {_short(exc)}") from exc
+        raise AudioDecodeError(f"cannot decode as audio: {short_reason(exc)}") from exc
     if samples.shape[0] == 0:
         raise AudioDecodeError("no audio frames (header only or truncated)")
     return SourceAudio(samples, *info)
@@ -80,7 +80,7 @@ def human_duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.2f} h"
 
 
-def _short(exc: Exception) -> str:
+def short_reason(exc: Exception) -> str:
     text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
     # libsndfile prefixes the (possibly long) path: keep only its explanation.
     return text.split(": ", 1)[-1] if "Error opening" in text else text

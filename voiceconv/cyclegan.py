@@ -22,11 +22,12 @@ import torch
 from torch import nn
 
 from voiceconv import losses
-from voiceconv.errors import FeatureConfigMismatch, VoiceconvError
+from voiceconv.errors import FeatureConfigMismatch
 from voiceconv.features import FeatureConfig
 from voiceconv.melcep import MCD_CONSTANT, frame_mcd, mel_cepstrum
 from voiceconv.models import Generator, GeneratorConfig, PatchDiscriminator, fif_mask
 from voiceconv.models.generator import PAPER
+from voiceconv.pair import PairConversion, read_checkpoint
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class LinearDecay:
         return max(0.0, 1.0 - max(0, step - self.after) / self.steps)
 
 
-class CycleGANVC(L.LightningModule):
+class CycleGANVC(PairConversion, L.LightningModule):
     """Two generators (A->B, B->A) and their discriminators for non-parallel singing conversion.
 
     Args:
@@ -112,6 +113,10 @@ class CycleGANVC(L.LightningModule):
     def feature_config(self) -> FeatureConfig | None:
         fc = self.hparams.feature_config
         return FeatureConfig.from_dict(fc) if fc is not None else None
+
+    @property
+    def singer_stats(self) -> dict[str, Any] | None:
+        return self.hparams.singer_stats
 
     def setup(self, stage: str) -> None:
         """Take the feature config and singer stats from the data, or check they agree."""
@@ -272,36 +277,6 @@ class CycleGANVC(L.LightningModule):
             logs["val/mcd_parallel_source"] = torch.cat(val["mcd_parallel_source"]).mean()
         self.log_dict(logs, prog_bar=True, sync_dist=True)
 
-    # -- conversion -----------------------------------------------------------------------------
-
-    def stats_tensor(self, singer: str, key: str) -> torch.Tensor:
-        stats = self.hparams.singer_stats
-        if stats is None:
-            raise VoiceconvError("this model has no singer statistics (it was never fitted)")
-        return torch.tensor(stats[singer][key], dtype=torch.float32, device=self.device)[:, None]
-
-    def normalise(self, log_mel: torch.Tensor, singer: str) -> torch.Tensor:
-        return (log_mel - self.stats_tensor(singer, "mel_mean")) / self.stats_tensor(
-            singer, "mel_std")
-
-    def denormalise(self, mel: torch.Tensor, singer: str) -> torch.Tensor:
-        return mel * self.stats_tensor(singer, "mel_std") + self.stats_tensor(singer, "mel_mean")
-
-    @torch.no_grad()
-    def convert(self, log_mel: torch.Tensor, direction: str = "a2b") -> torch.Tensor:
-        """log_mel: (B, n_mels, T) of the source singer -> (B, n_mels, T) as the target singer.
-
-        Any T: the input is padded by reflection to a multiple of 4 frames and trimmed back.
-        """
-        source, target, generator = {"a2b": ("a", "b", self.g_ab),
-                                     "b2a": ("b", "a", self.g_ba)}[direction]
-        frames = log_mel.shape[-1]
-        pad = -frames % 4
-        x = self.normalise(log_mel.to(self.device), source)
-        if pad:
-            x = nn.functional.pad(x, (0, pad), mode="reflect" if frames > pad else "replicate")
-        return self.denormalise(generator(x), target)[..., :frames]
-
 
 def _envelope_mcd(c1: torch.Tensor, c2: torch.Tensor) -> torch.Tensor:
     return MCD_CONSTANT * (c1 - c2).pow(2).sum().sqrt()
@@ -316,17 +291,10 @@ def _grad_norm(optimizer: torch.optim.Optimizer) -> torch.Tensor:
 
 
 def load_model(path: str, map_location: str | torch.device = "cpu") -> CycleGANVC:
-    """A fitted CycleGANVC from a checkpoint, without unpickling code (weights_only=True)."""
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise VoiceconvError(f"no such checkpoint: {path}") from None
-    except Exception as exc:  # noqa: BLE001 - anything else means "not a checkpoint of ours"
-        raise VoiceconvError(f"{path} is not a voiceconv checkpoint "
-                             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
-    hp = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
-    if not hp or "generator" not in hp or "state_dict" not in checkpoint:
-        raise VoiceconvError(f"{path} is not a voiceconv CycleGAN checkpoint")
+    """A fitted CycleGANVC (all four discriminators too) from a checkpoint, without unpickling
+    code. For conversion alone, `voiceconv.pair.SingerPair.from_checkpoint` is lighter."""
+    checkpoint = read_checkpoint(path, map_location)
+    hp = checkpoint["hyper_parameters"]
     model = CycleGANVC(
         generator=GeneratorConfig(**hp["generator"]),
         discriminator=DiscriminatorConfig(**hp["discriminator"]),

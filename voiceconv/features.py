@@ -31,6 +31,8 @@ import torchaudio
 from voiceconv.errors import FeatureConfigMismatch, VoiceconvError
 
 F0_METHODS = ("harvest", "dio", "fcpe")
+# Settings of the F0 analysis only: a mel made with any of them means the same.
+F0_FIELDS = ("f0_method", "f0_floor", "f0_ceil")
 
 
 @dataclass(frozen=True)
@@ -90,12 +92,12 @@ class FeatureConfig:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
     def require_same(self, other: FeatureConfig, mine: str = "model",
-                     theirs: str = "features") -> None:
-        """Raise FeatureConfigMismatch naming every field where `other` differs."""
+                     theirs: str = "features", ignore: tuple[str, ...] = ()) -> None:
+        """Raise FeatureConfigMismatch naming every field (not in `ignore`) where `other` differs."""
         diffs = [
             f"{f.name}: {mine} {getattr(self, f.name)!r} vs {theirs} {getattr(other, f.name)!r}"
             for f in dataclasses.fields(self)
-            if getattr(self, f.name) != getattr(other, f.name)
+            if f.name not in ignore and getattr(self, f.name) != getattr(other, f.name)
         ]
         if diffs:
             raise FeatureConfigMismatch("feature config mismatch (" + "; ".join(diffs) + ")")

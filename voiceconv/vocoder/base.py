@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torchaudio
 
-from voiceconv.features import FeatureConfig
+from voiceconv.features import F0_FIELDS, FeatureConfig
 
 
 def mel_pseudo_inverse(config: FeatureConfig) -> torch.Tensor:
@@ -30,6 +30,7 @@ class Vocoder(torch.nn.Module):
     # receptive field, so chunked output equals one-shot output.
     context_frames = 32
     crossfade_frames = 2  # half-width of the cross-fade at each chunk boundary
+    uses_f0 = False  # whether the pitch comes from `f0` (True) or from the mel's harmonics
 
     def __init__(self, feature_config: FeatureConfig) -> None:
         super().__init__()
@@ -39,7 +40,8 @@ class Vocoder(torch.nn.Module):
         raise NotImplementedError
 
     def require_features(self, config: FeatureConfig, what: str = "features") -> None:
-        self.feature_config.require_same(config, f"vocoder {self.name}", what)
+        """Refuse mels made with other settings (how F0 was analysed does not matter here)."""
+        self.feature_config.require_same(config, f"vocoder {self.name}", what, ignore=F0_FIELDS)
 
     @torch.no_grad()
     def render(self, mel: torch.Tensor, f0: torch.Tensor | None = None,
@@ -59,20 +61,41 @@ class Vocoder(torch.nn.Module):
         # vocoders whose output depends on where a chunk starts (pulse phase in WORLD,
         # Griffin-Lim's phase) join smoothly; exact ones (HiFi-GAN) are unchanged by it.
         fade = min(self.crossfade_frames, self.context_frames) * hop
-        total = frames * hop
-        out = torch.zeros(mel.shape[0], total)
-        weight = torch.zeros(total)
+        joiner = CrossfadeJoin(torch.zeros(mel.shape[0], frames * hop), fade)
         for start in range(0, frames, chunk_frames):
             stop = min(start + chunk_frames, frames)
             left = max(0, start - self.context_frames)
             right = min(frames, stop + self.context_frames)
             audio = self.synthesise(mel[..., left:right], f0[..., left:right]).cpu()
-            s0, s1 = max(0, start * hop - fade), min(total, stop * hop + fade)
-            w = torch.ones(s1 - s0)
-            if start > 0:
-                w[: 2 * fade] = torch.linspace(0, 1, 2 * fade + 2)[1:-1]
-            if stop < frames:
-                w[-2 * fade:] = torch.linspace(1, 0, 2 * fade + 2)[1:-1]
-            out[:, s0:s1] += w * audio[:, s0 - left * hop: s1 - left * hop]
-            weight[s0:s1] += w
-        return out / weight
+            joiner.add(start * hop, stop * hop, audio, left * hop)
+        return joiner.result()
+
+
+class CrossfadeJoin:
+    """Joins chunks of a signal with linear cross-fades of 2 * `fade` samples at each seam.
+
+    Chunk k covers [start, stop) of `out`'s last axis plus `fade` samples on each side (where
+    the signal has them); the fades of neighbours sum to one, so a signal cut into chunks and
+    joined again is unchanged.
+    """
+
+    def __init__(self, out: torch.Tensor, fade: int) -> None:
+        self.out, self.fade = out, fade
+        self.weight = torch.zeros(out.shape[-1])
+
+    def add(self, start: int, stop: int, audio: torch.Tensor, audio_start: int) -> None:
+        """`audio`'s first sample is at `audio_start` <= start - fade (or 0); it reaches at
+        least stop + fade (or the end)."""
+        total, fade = self.out.shape[-1], self.fade
+        s0, s1 = max(0, start - fade), min(total, stop + fade)
+        w = torch.ones(s1 - s0)
+        if start > 0:
+            w[: 2 * fade] = torch.linspace(0, 1, 2 * fade + 2)[1:-1]
+        if stop < total:
+            w[-2 * fade:] = torch.linspace(1, 0, 2 * fade + 2)[1:-1]
+        self.out[..., s0:s1] += w * audio[..., s0 - audio_start: s1 - audio_start]
+        self.weight[s0:s1] += w
+
+    def result(self) -> torch.Tensor:
+        """The joined signal (in place: no second copy of a long output)."""
+        return self.out.div_(self.weight.clamp_(min=1e-12))

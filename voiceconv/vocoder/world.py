@@ -23,6 +23,7 @@ VOICED_APERIODICITY_DB = ((0, -30.0), (500, -26.0), (2000, -16.0), (4000, -7.0),
 class World(Vocoder):
     name = "world"
     context_frames = 16  # WORLD synthesis is frame-local apart from pulse positions
+    uses_f0 = True
 
     def __init__(self, config: FeatureConfig, lifter_fraction: float = 0.7) -> None:
         super().__init__(config)

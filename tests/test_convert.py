@@ -1,0 +1,263 @@
+"""`voiceconv convert` on real singing: melody kept (after the key shift), exact length and
+channel layout, no seams or clicks, the accompaniment mix, bounded memory on a 30-minute
+stem, and hostile input answered in one line while the good files still convert."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from tests.conftest import REPO, read_excerpt
+from voiceconv.audio import load_mono, resample
+from voiceconv.cli import run_command
+from voiceconv.conversion import ConvertSettings, Converter
+from voiceconv.pair import SingerPair
+from voiceconv.errors import VoiceconvError
+from voiceconv.features import FeatureConfig
+from voiceconv.loudness import integrated_loudness, true_peak_dbtp
+from voiceconv.metrics import f0_metrics, f0_track
+from voiceconv.vocoder import load_vocoder
+from voiceconv.vocoder.world import World
+
+# Held-out songs (not in the excerpts the model was fitted on).
+NIT = ("nit_f001", "nitech_jp_song070_f001_029.flac", 2.0, 15.0)
+PJS = ("pjs", "pjs020_song.flac", 1.0, 15.0)
+
+
+def stem(folder: Path, excerpt, rate: int | None = None, channels: int = 1,
+         name: str | None = None) -> Path:
+    x, sr = read_excerpt(*excerpt)
+    if rate is not None:
+        x, sr = resample(x, sr, rate), rate
+    if channels == 2:  # a voice panned slightly left
+        x = np.stack([x, 0.7 * x], axis=1)
+    path = folder / (name or Path(excerpt[1]).stem + ".flac")
+    sf.write(path, x, sr, subtype="PCM_16")
+    return path
+
+
+def convert(*args, capsys=None) -> tuple[int, str]:
+    code = run_command("convert", [str(a) for a in args])
+    if capsys is None:
+        return code, ""
+    captured = capsys.readouterr()  # summary lines on stdout, failures on stderr
+    return code, captured.out + captured.err
+
+
+def used_key(stderr: str) -> float:
+    match = re.search(r"key ([+-][\d.]+)", stderr)
+    return float(match.group(1)) if match else 0.0
+
+
+@pytest.mark.parametrize("excerpt,direction", [(NIT, "a2b"), (PJS, "b2a")], ids=["a2b", "b2a"])
+def test_melody_survives_conversion_after_removing_the_key_shift(
+        excerpt, direction, fitted_model, tmp_path, capsys):
+    source = stem(tmp_path, excerpt)
+    code, err = convert(source, "--model", fitted_model, "--direction", direction,
+                        "--key", "auto", "--out", tmp_path / "out", capsys=capsys)
+    assert code == 0, err
+    key = used_key(err)
+    # NIT-F001 sings about an octave above the PJS singer: auto key moves her down, him up.
+    assert (key < 0) if direction == "a2b" else (key > 0), err
+    rate = 16000
+    src = f0_track(load_mono(source, rate), rate)
+    out = f0_track(load_mono(tmp_path / "out" / f"{source.stem}.wav", rate), rate)
+    m = f0_metrics(src * 2 ** (key / 12), out)
+    print(f"{direction} key {key:+g}: median {m.median_cents:.1f} c, GPE "
+          f"{m.gross_pitch_error:.3f}, RMSE {m.rmse_cents:.0f} c, V/UV {m.vuv_error:.3f}")
+    assert m.median_cents < 15
+    assert m.gross_pitch_error < 0.10
+    assert m.n_voiced_both > 0.5 * (src > 0).sum()
+
+
+def test_length_rate_and_stereo_layout_are_kept(fitted_model, tmp_path, capsys):
+    source = stem(tmp_path, NIT, rate=44100, channels=2, name="stereo.wav")
+    code, err = convert(source, "--model", fitted_model, "--f0-method", "dio",
+                        "--format", "flac", "--out", tmp_path / "out", capsys=capsys)
+    assert code == 0, err
+    info_in, info_out = sf.info(source), sf.info(tmp_path / "out" / "stereo.flac")
+    assert (info_out.samplerate, info_out.channels) == (44100, 2)
+    assert abs(info_out.duration - info_in.duration) <= 0.010
+    out, _ = sf.read(tmp_path / "out" / "stereo.flac")
+    assert np.abs(out).max() > 0.01  # the singing is there, ...
+    assert np.allclose(out[:, 0], out[:, 1])  # ... centred in both channels
+
+
+def jumps_near(signal: np.ndarray, positions, radius: int) -> float:
+    d = np.abs(np.diff(signal))
+    return max(d[max(0, p - radius): p + radius].max() for p in positions)
+
+
+def test_no_seam_at_chunk_boundaries_and_no_click_at_silence_edges(fitted_model, tmp_path,
+                                                                  capsys):
+    source = stem(tmp_path, NIT, rate=22050, name="seams.wav")
+    code, err = convert(source, "--model", fitted_model, "--f0-method", "dio",
+                        "--chunk-seconds", "3", "--out", tmp_path / "out", capsys=capsys)
+    assert code == 0, err
+    out, rate = sf.read(tmp_path / "out" / "seams.wav")
+    assert rate == 22050  # the model rate: chunk positions below are in output samples
+
+    converter = Converter(SingerPair.from_checkpoint(str(fitted_model)),
+                          load_vocoder("world", FeatureConfig()), ConvertSettings(
+                              max_chunk_s=3.0, min_chunk_s=1.5, f0_method="dio"))
+    audio, _ = converter.read_mono(source)
+    levels = converter.frame_levels_db(audio)
+    silent = converter.silent_frames(levels)
+    chunks = converter.plan_chunks(levels, silent)
+    hop = converter.config.hop_length
+    seams = [c.start * hop for c in chunks[1:]]
+    edges = np.flatnonzero(np.diff(silent.astype(int))) * hop
+    assert len(seams) >= 3 and len(edges) >= 2
+    jumps = np.abs(np.diff(out))
+    # At each seam (the boundary sample and both ends of the cross-fade), no jump above the
+    # 99.9th percentile of the jumps in the second around it. Seams sit at the quietest point
+    # of their window, which in continuous singing can still be loud.
+    fade = round(converter.settings.crossfade_s * rate)
+    for p in seams:
+        local = np.percentile(jumps[max(0, p - rate // 2): p + rate // 2], 99.9)
+        assert jumps[[p - fade, p - 1, p, p + fade - 1]].max() <= local, p
+    # Around each silence edge (the gate's ramps lie within 8 frames): nothing above the
+    # 99.9th percentile of the whole signal.
+    assert jumps_near(out, edges, 8 * hop) <= np.percentile(jumps, 99.9)
+
+
+def test_accompaniment_mix_matches_vocal_loudness_and_never_clips(fitted_model, tmp_path,
+                                                                  capsys):
+    source = stem(tmp_path, NIT, name="vocals.flac")
+    # A loud 44.1 kHz stereo "accompaniment" (real singing, peaking at 0 dBFS), 13 s long.
+    x, sr = read_excerpt("pjs", "pjs003_song.flac", 0.0, 13.0)
+    x = resample(x / np.abs(x).max(), sr, 44100)
+    accompaniment = tmp_path / "band.wav"
+    sf.write(accompaniment, np.stack([x, x[::-1]], axis=1), 44100, subtype="FLOAT")
+    code, err = convert(source, "--model", fitted_model, "--f0-method", "dio",
+                        "--accompaniment", accompaniment, "--out", tmp_path / "out",
+                        capsys=capsys)
+    assert code == 0, err
+    vocals, vr = sf.read(tmp_path / "out" / "vocals.wav")
+    mix, mr = sf.read(tmp_path / "out" / "vocals.mix.wav")
+    original, orate = sf.read(source)
+    assert abs(integrated_loudness(vocals, vr) - integrated_loudness(original, orate)) < 1.0
+    # The mix has the accompaniment's rate and channels and lasts as long as the longer part.
+    assert (mr, mix.shape[1]) == (44100, 2)
+    assert mix.shape[0] == round(vocals.shape[0] * mr / vr) > x.shape[0]
+    assert max(true_peak_dbtp(mix[:, c], mr) for c in range(2)) <= -1.0 + 0.05
+
+
+def test_a_vocoder_made_for_other_features_is_refused_naming_both_values(fitted_model):
+    model = SingerPair.from_checkpoint(str(fitted_model))
+    with pytest.raises(VoiceconvError, match=r"hop_length: vocoder world 128 vs model 256"):
+        Converter(model, World(FeatureConfig(hop_length=128)), ConvertSettings())
+
+
+def test_key_shift_with_a_vocoder_that_ignores_f0_is_refused(fitted_model):
+    with pytest.raises(VoiceconvError, match="F0-driven vocoder"):
+        Converter(SingerPair.from_checkpoint(str(fitted_model)), load_vocoder("griffin-lim", FeatureConfig()),
+                  ConvertSettings(key=2))
+
+
+def run_cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "voiceconv.cli", "convert", *map(str, args)],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_hostile_inputs_fail_one_line_each_while_good_files_convert(fitted_model, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    good = stem(inputs, NIT, name="good.flac")
+    (inputs / "empty.wav").write_bytes(b"")
+    (inputs / "corrupt.flac").write_bytes(b"fLaC" + os.urandom(2000))
+    sf.write(inputs / "nan.wav", np.full(22050, np.nan, np.float32), 22050, subtype="FLOAT")
+    sf.write(inputs / "silent.wav", np.zeros(22050 * 3, np.float32), 22050)
+    (tmp_path / "no_audio").mkdir()
+    (tmp_path / "no_audio" / "notes.txt").write_text("lyrics")
+    out = tmp_path / "out"
+    result = run_cli(inputs, tmp_path / "missing.wav", tmp_path / "no_audio",
+                     "--model", fitted_model, "--f0-method", "dio", "--out", out, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    failures = [line for line in result.stderr.splitlines() if line.startswith("failed: ")]
+    reasons = {line.split(": ")[1]: line for line in failures}
+    assert len(failures) == 6, result.stderr
+    for name, reason in [("empty.wav", "empty"), ("corrupt.flac", "cannot decode"),
+                         ("nan.wav", "NaN"), ("silent.wav", "silent"),
+                         ("missing.wav", "no such file"), ("no_audio", "no audio files")]:
+        line = next(text for path, text in reasons.items() if path.endswith(name))
+        assert reason in line, line
+    assert "converted 1 of 7 inputs" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["good.wav"]  # nothing half-written
+    assert sf.info(out / "good.wav").duration == pytest.approx(sf.info(good).duration, abs=0.01)
+
+
+def test_bad_model_unwritable_output_and_bad_options_are_one_line(fitted_model, tmp_path):
+    source = stem(tmp_path, NIT, name="voice.flac")
+    not_ours = tmp_path / "random.ckpt"
+    not_ours.write_bytes(os.urandom(1000))
+    with open(tmp_path / "evil.ckpt", "wb") as fh:
+        pickle.dump({"state_dict": _Payload()}, fh)
+    torch.save({"hello": torch.zeros(1)}, tmp_path / "other.ckpt")
+    (tmp_path / "file").write_text("not a folder")
+    cases = [
+        (["--model", not_ours], "is not a voiceconv checkpoint"),
+        (["--model", tmp_path / "evil.ckpt"], "is not a voiceconv checkpoint"),
+        (["--model", tmp_path / "other.ckpt"], "is not a voiceconv CycleGAN checkpoint"),
+        (["--model", tmp_path / "nope.ckpt"], "no such checkpoint"),
+        (["--model", fitted_model, "--out", tmp_path / "file" / "sub"], "cannot write to"),
+        (["--model", fitted_model, "--vocoder", "melgan"], "unknown vocoder 'melgan'"),
+        (["--model", fitted_model, "--key", "up"], "--key must be"),
+    ]
+    for args, message in cases:
+        result = run_cli(source, *args, cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], (args, result.stderr)
+    assert not (tmp_path / "pwned").exists()  # the pickle's code never ran
+
+
+def test_several_files_convert_in_parallel_jobs(fitted_model, tmp_path, capsys):
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    stem(folder, NIT, name="one.flac")
+    stem(folder / "sub", PJS, name="two.flac")
+    code, err = convert(folder, "--model", fitted_model, "--f0-method", "dio", "--jobs", "2",
+                        "--out", tmp_path / "out", capsys=capsys)
+    assert code == 0, err
+    assert (tmp_path / "out" / "one.wav").is_file()
+    assert (tmp_path / "out" / "sub" / "two.wav").is_file()  # folder structure kept
+
+
+def test_a_thirty_minute_stem_converts_in_bounded_memory(fitted_model, tmp_path):
+    x, sr = read_excerpt(*NIT)
+    x = resample(x, sr, 22050)
+    minutes = 30
+    long = np.tile(x, int(np.ceil(minutes * 60 * 22050 / x.shape[0])))[: minutes * 60 * 22050]
+    sf.write(tmp_path / "long.flac", long, 22050, subtype="PCM_16")
+    del long
+    # The child reports its own peak RSS (kB on Linux) as its last line.
+    measure = ("import resource, sys; from voiceconv.cli import main; code = main(sys.argv[1:]); "
+               "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); "
+               "sys.exit(code)")
+    result = subprocess.run(
+        [sys.executable, "-c", measure, "convert", str(tmp_path / "long.flac"), "--model",
+         str(fitted_model), "--f0-method", "dio", "--out", str(tmp_path / "out")],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
+        text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    peak_rss_gb = int(result.stderr.strip().splitlines()[-1]) / 2**20
+    print(f"30-minute stem: peak RSS {peak_rss_gb:.2f} GB")
+    assert peak_rss_gb < 2.0
+    assert sf.info(tmp_path / "out" / "long.wav").duration == pytest.approx(minutes * 60, abs=0.01)
