@@ -19,12 +19,12 @@ import torch
 from tests.conftest import REPO, read_excerpt
 from voiceconv.audio import load_mono, resample
 from voiceconv.cli import run_command
-from voiceconv.conversion import ConvertSettings, Converter
-from voiceconv.pair import SingerPair
+from voiceconv.conversion import Converter, ConvertSettings
 from voiceconv.errors import VoiceconvError
 from voiceconv.features import FeatureConfig
 from voiceconv.loudness import integrated_loudness, true_peak_dbtp
 from voiceconv.metrics import f0_metrics, f0_track
+from voiceconv.pair import SingerPair
 from voiceconv.vocoder import load_vocoder
 from voiceconv.vocoder.world import World
 
@@ -66,7 +66,8 @@ def test_melody_survives_conversion_after_removing_the_key_shift(
                         "--key", "auto", "--out", tmp_path / "out", capsys=capsys)
     assert code == 0, err
     key = used_key(err)
-    # NIT-F001 sings about an octave above the PJS singer: auto key moves her down, him up.
+    # NIT-F001's median F0 (~410 Hz) is ~10 semitones above PJS's (~220 Hz): auto key
+    # moves A down and B up.
     assert (key < 0) if direction == "a2b" else (key > 0), err
     rate = 16000
     src = f0_track(load_mono(source, rate), rate)
@@ -160,7 +161,8 @@ def test_a_vocoder_made_for_other_features_is_refused_naming_both_values(fitted_
 
 def test_key_shift_with_a_vocoder_that_ignores_f0_is_refused(fitted_model):
     with pytest.raises(VoiceconvError, match="F0-driven vocoder"):
-        Converter(SingerPair.from_checkpoint(str(fitted_model)), load_vocoder("griffin-lim", FeatureConfig()),
+        Converter(SingerPair.from_checkpoint(str(fitted_model)),
+                  load_vocoder("griffin-lim", FeatureConfig()),
                   ConvertSettings(key=2))
 
 

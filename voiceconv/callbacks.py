@@ -19,6 +19,7 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_info
 
 from voiceconv.fileio import atomic_path
+from voiceconv.pair import PairConversion
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -95,7 +96,8 @@ class ConversionPreviews(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
         step = trainer.global_step
-        if self.every_n_steps <= 0 or step % self.every_n_steps or not trainer.is_global_zero:
+        if self.every_n_steps <= 0 or step % self.every_n_steps or not trainer.is_global_zero \
+                or not isinstance(pl_module, PairConversion):  # e.g. a vocoder
             return
         pair = trainer.datamodule.val_set[0]
         was_training = pl_module.training

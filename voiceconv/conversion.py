@@ -8,6 +8,8 @@ plus one chunk's features: a 30-minute stem converts in well under 2 GB.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -21,12 +23,11 @@ import soxr
 import torch
 
 from voiceconv.audio import short_reason, why_not_a_file
-from voiceconv.pair import PairConversion
 from voiceconv.errors import AudioDecodeError, VoiceconvError
-from voiceconv.features import FeatureConfig, LogMelSpectrogram, extract_f0
+from voiceconv.features import LogMelSpectrogram, extract_f0
 from voiceconv.fileio import atomic_path
-from voiceconv.loudness import (MIN_LOUDNESS_DURATION_S, integrated_loudness,
-                                 normalize_loudness)
+from voiceconv.loudness import MIN_LOUDNESS_DURATION_S, integrated_loudness, normalize_loudness
+from voiceconv.pair import PairConversion
 from voiceconv.vocoder import Vocoder
 from voiceconv.vocoder.base import CrossfadeJoin
 
@@ -67,20 +68,18 @@ class Chunk:
 
 
 class StageTimer:
+    """Wall-clock seconds spent per named stage: `with timer("f0"): ...`."""
+
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
 
-    def __call__(self, stage: str):
-        timer = self
-
-        class _Span:
-            def __enter__(self):
-                self.t0 = time.perf_counter()
-
-            def __exit__(self, *exc):
-                timer.seconds[stage] = timer.seconds.get(stage, 0.0) + time.perf_counter() - self.t0
-
-        return _Span()
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t0
 
 
 class Converter:
@@ -106,9 +105,7 @@ class Converter:
         self.config = model_config.replace(f0_method=settings.f0_method or
                                            model_config.f0_method)
         self.mel = LogMelSpectrogram(self.config)
-        source, target = ("a", "b") if settings.direction == "a2b" else ("b", "a")
-        stats = model.singer_stats
-        self.source_stats, self.target_stats = stats[source], stats[target]
+        self.target_stats = model.singer_stats["b" if settings.direction == "a2b" else "a"]
 
     # -- the steps, each usable on its own -----------------------------------------------------
 
@@ -168,7 +165,7 @@ class Converter:
             window = smooth[cuts[-1] + lo: cuts[-1] + hi]
             cuts.append(cuts[-1] + lo + int(np.argmin(window)))
         cuts.append(total)
-        return [Chunk(a, b, bool(silent[a:b].all())) for a, b in zip(cuts, cuts[1:])]
+        return [Chunk(a, b, bool(silent[a:b].all())) for a, b in itertools.pairwise(cuts)]
 
     def context_frames(self) -> int:
         fps = self.config.sample_rate / self.config.hop_length
@@ -375,7 +372,8 @@ def mix_with_accompaniment(vocals: np.ndarray, rate: int, accompaniment: Path, o
                 n = min(BLOCK, length - start)
                 music = fh.read(n, dtype="float32", always_2d=True)
                 if not np.isfinite(music).all():
-                    raise AudioDecodeError(f"accompaniment {accompaniment}: NaN or infinite samples")
+                    raise AudioDecodeError(f"accompaniment {accompaniment}: NaN or infinite "
+                                           "samples")
                 music = np.concatenate([music, np.zeros((n - music.shape[0], info.channels),
                                                         np.float32)])
                 yield music + voice.take(n)[:, None]

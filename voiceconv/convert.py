@@ -127,7 +127,7 @@ def pick_device(name: str) -> str:
 
 
 def make_converter(args: argparse.Namespace):
-    from voiceconv.conversion import ConvertSettings, Converter
+    from voiceconv.conversion import Converter, ConvertSettings
     from voiceconv.pair import SingerPair
     from voiceconv.vocoder import load_vocoder
 
@@ -191,14 +191,14 @@ def main(argv: list[str], prog: str = "voiceconv convert") -> int:
 
     converted = 0
 
-    def finished(job: Job, ok: bool, text: str, done: float) -> None:
+    def finished(job: Job, ok: bool, text: str, bar_before: float) -> None:
         nonlocal converted
         if ok:
             converted += 1
             tqdm.write(text, file=sys.stdout)
         else:
             failures.append((str(job.source), text))
-        bar.update(max(0.0, job.seconds - done))
+        bar.update(max(0.0, job.seconds - (bar.n - bar_before)))  # the rest of this file
 
     if len(jobs) > 1 and args.jobs > 1:
         import multiprocessing
@@ -209,23 +209,18 @@ def main(argv: list[str], prog: str = "voiceconv convert") -> int:
                                  (args, threads)) as pool:
             futures = {pool.submit(_worker_convert, job): job for job in jobs}
             for future in as_completed(futures):
-                finished(futures[future], *future.result(), 0.0)
-    elif jobs:
+                finished(futures[future], *future.result(), bar.n)
+    else:
         for job in jobs:
-            done = [0.0]
-
-            def progress(seconds: float) -> None:
-                done[0] += seconds
-                bar.update(seconds)
-
+            before = bar.n
             try:
-                finished(job, True, convert_one(converter, job, args, progress), done[0])
+                finished(job, True, convert_one(converter, job, args, bar.update), before)
             except VoiceconvError as exc:
-                finished(job, False, str(exc), done[0])
+                finished(job, False, str(exc), before)
             except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
                 if os.environ.get("VOICECONV_DEBUG"):
                     raise
-                finished(job, False, f"unexpected error: {type(exc).__name__}: {exc}", done[0])
+                finished(job, False, f"unexpected error: {type(exc).__name__}: {exc}", before)
     bar.close()
     print(f"converted {converted} of {converted + len(failures)} inputs into {args.out}",
           file=sys.stderr)

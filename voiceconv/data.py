@@ -64,7 +64,31 @@ def load_singer(prep_dir: Path, singer: str, stats: dict[str, Any] | None = None
     return data
 
 
-class RandomCrops(IterableDataset):
+class IndexedBatches(IterableDataset):
+    """An endless stream where batch k = `batch(k)` depends only on (seed, rank, k): resuming
+    at step k is starting at `first_batch = k`, with any number of loader workers."""
+
+    seed: int
+    first_batch: int = 0
+    rank: int = 0
+
+    def batch_rng(self, index: int) -> torch.Generator:
+        seed = np.random.SeedSequence([self.seed, self.rank, index]).generate_state(2)
+        return torch.Generator().manual_seed(int(seed[0]) << 32 | int(seed[1]))
+
+    def batch(self, index: int) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def __iter__(self):
+        worker = get_worker_info()
+        step, offset = (1, 0) if worker is None else (worker.num_workers, worker.id)
+        index = self.first_batch + offset
+        while True:
+            yield self.batch(index)
+            index += step
+
+
+class RandomCrops(IndexedBatches):
     """Endless batches {"a": (B, n_mels, N), "b": (B, n_mels, N)} of unpaired random crops.
 
     Crops are drawn uniformly over every position where an N-frame window fits, so long
@@ -74,7 +98,6 @@ class RandomCrops(IterableDataset):
     def __init__(self, a: SingerData, b: SingerData, crop_frames: int, batch_size: int,
                  seed: int) -> None:
         self.crop_frames, self.batch_size, self.seed = crop_frames, batch_size, seed
-        self.first_batch, self.rank = 0, 0
         self.mels, self.starts = {}, {}
         for key, singer in (("a", a), ("b", b)):
             usable = [s.mel for s in singer.segments if s.mel.shape[1] >= crop_frames]
@@ -88,8 +111,7 @@ class RandomCrops(IterableDataset):
                  for o, m in zip(offsets, usable, strict=True)]))
 
     def batch(self, index: int) -> dict[str, torch.Tensor]:
-        seed = np.random.SeedSequence([self.seed, self.rank, index]).generate_state(2)
-        rng = torch.Generator().manual_seed(int(seed[0]) << 32 | int(seed[1]))
+        rng = self.batch_rng(index)
         out = {}
         window = torch.arange(self.crop_frames)
         for key in ("a", "b"):
@@ -97,14 +119,6 @@ class RandomCrops(IterableDataset):
             frames = self.starts[key][pick][:, None] + window  # (B, N)
             out[key] = self.mels[key][:, frames].permute(1, 0, 2).contiguous()
         return out
-
-    def __iter__(self):
-        worker = get_worker_info()
-        step, offset = (1, 0) if worker is None else (worker.num_workers, worker.id)
-        index = self.first_batch + offset
-        while True:
-            yield self.batch(index)
-            index += step
 
 
 class ValidationPairs(Dataset):

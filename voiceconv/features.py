@@ -93,7 +93,7 @@ class FeatureConfig:
 
     def require_same(self, other: FeatureConfig, mine: str = "model",
                      theirs: str = "features", ignore: tuple[str, ...] = ()) -> None:
-        """Raise FeatureConfigMismatch naming every field (not in `ignore`) where `other` differs."""
+        """Raise FeatureConfigMismatch naming each field (but `ignore`) where `other` differs."""
         diffs = [
             f"{f.name}: {mine} {getattr(self, f.name)!r} vs {theirs} {getattr(other, f.name)!r}"
             for f in dataclasses.fields(self)

@@ -81,13 +81,13 @@ class SingerPair(PairConversion, nn.Module):
         return pair.eval()
 
 
-def read_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """A CycleGAN training checkpoint as plain data (torch.load with weights_only=True: no
-    code in it can run); anything else is a one-line VoiceconvError."""
+def load_plain(path: str, map_location: str | torch.device = "cpu") -> Any:
+    """torch.load with weights_only=True (no code in the file can run); a file that is missing
+    or not plain data is a one-line VoiceconvError."""
     try:
         with warnings.catch_warnings():  # e.g. "unusual pickle protocol": the error says it all
             warnings.simplefilter("ignore")
-            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+            return torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise VoiceconvError(f"no such checkpoint: {path}") from None
     except IsADirectoryError:
@@ -99,6 +99,11 @@ def read_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict
     except Exception as exc:  # noqa: BLE001 - anything else means "not a checkpoint of ours"
         raise VoiceconvError(f"{path} is not a voiceconv checkpoint "
                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+
+
+def read_checkpoint(path: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A CycleGAN training checkpoint as plain data (see `load_plain`)."""
+    checkpoint = load_plain(path, map_location)
     hp = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
     if not hp or "generator" not in hp or "state_dict" not in checkpoint:
         raise VoiceconvError(f"{path} is not a voiceconv CycleGAN checkpoint")

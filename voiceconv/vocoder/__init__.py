@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from voiceconv.errors import VoiceconvError
 from voiceconv.features import FeatureConfig
 from voiceconv.vocoder.base import Vocoder
@@ -11,9 +13,14 @@ NAMES = ("griffin-lim", "world", "hifigan-universal")
 
 
 def load_vocoder(name: str, feature_config: FeatureConfig) -> Vocoder:
-    """A vocoder by name, checked against the features it will be given."""
-    if name == "griffin-lim":
-        vocoder: Vocoder = GriffinLim(feature_config)
+    """A vocoder by name or trained checkpoint path, checked against the features it will
+    be given."""
+    if name.endswith(".ckpt") or Path(name).is_file():
+        from voiceconv.vocoder.nsf import NSFHiFiGAN
+
+        vocoder: Vocoder = NSFHiFiGAN.from_checkpoint(name)
+    elif name == "griffin-lim":
+        vocoder = GriffinLim(feature_config)
     elif name == "world":
         from voiceconv.vocoder.world import World
 
@@ -23,7 +30,8 @@ def load_vocoder(name: str, feature_config: FeatureConfig) -> Vocoder:
 
         vocoder = HiFiGANUniversal()
     else:
-        raise VoiceconvError(f"unknown vocoder {name!r} (choose from {', '.join(NAMES)})")
+        raise VoiceconvError(f"unknown vocoder {name!r} (choose from {', '.join(NAMES)}, or "
+                             "give the path of a vocoder checkpoint)")
     vocoder.require_features(feature_config)
     return vocoder.eval()
 

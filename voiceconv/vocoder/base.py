@@ -39,6 +39,12 @@ class Vocoder(torch.nn.Module):
     def synthesise(self, mel: torch.Tensor, f0: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def synthesise_chunk(self, mel: torch.Tensor, f0: torch.Tensor, left: int,
+                         right: int) -> torch.Tensor:
+        """Frames [left, right) of a long input; vocoders whose output depends on what came
+        before (the phase of a sine source) override this to look further back."""
+        return self.synthesise(mel[..., left:right], f0[..., left:right])
+
     def require_features(self, config: FeatureConfig, what: str = "features") -> None:
         """Refuse mels made with other settings (how F0 was analysed does not matter here)."""
         self.feature_config.require_same(config, f"vocoder {self.name}", what, ignore=F0_FIELDS)
@@ -56,7 +62,7 @@ class Vocoder(torch.nn.Module):
             f0.to(device, torch.float32)
         frames, hop = mel.shape[-1], self.feature_config.hop_length
         if chunk_frames is None or frames <= chunk_frames:
-            return self.synthesise(mel, f0).cpu()
+            return self.synthesise_chunk(mel, f0, 0, frames).cpu()
         # Chunks overlap by 2 * fade samples and are cross-faded (weighted overlap-add), so
         # vocoders whose output depends on where a chunk starts (pulse phase in WORLD,
         # Griffin-Lim's phase) join smoothly; exact ones (HiFi-GAN) are unchanged by it.
@@ -66,7 +72,7 @@ class Vocoder(torch.nn.Module):
             stop = min(start + chunk_frames, frames)
             left = max(0, start - self.context_frames)
             right = min(frames, stop + self.context_frames)
-            audio = self.synthesise(mel[..., left:right], f0[..., left:right]).cpu()
+            audio = self.synthesise_chunk(mel, f0, left, right).cpu()
             joiner.add(start * hop, stop * hop, audio, left * hop)
         return joiner.result()
 

@@ -46,7 +46,8 @@ class World(Vocoder):
         follows the harmonic peaks, not the valleys between them), then lifter the log.
         """
         cfg = self.feature_config
-        magnitude = (self.inverse_fbank @ mel.exp()).clamp_min(1e-5).double()
+        # WORLD runs on the CPU whatever device the module was moved to.
+        magnitude = (self.inverse_fbank.cpu() @ mel.exp()).clamp_min(1e-5).double()
         power = (magnitude**2).T.numpy()  # (T, n_freqs)
         n_freqs = power.shape[1]
         bin_hz = cfg.sample_rate / cfg.n_fft

@@ -1,0 +1,85 @@
+"""End-to-end speed of `voiceconv convert` on a 3-minute stem, per stage.
+
+Converts one 3-minute vocal stem (held-out NIT-F001 song 029 from the demo audio, looped to
+length, 48 kHz) with each F0 method x vocoder, through the same `Converter.convert_file` the
+CLI runs, and prints the median over repeats of the time spent reading (decode + resample),
+in F0 analysis, mel, generator, vocoder and writing, and the whole as x real time. The first
+row (harvest + world, the defaults for a harvest-prepped model) is the baseline.
+
+The generator has the `small` config; its weights are untrained unless --model is given (speed
+does not depend on them).
+
+Usage: python benchmarks/convert.py [--model CKPT] [--seconds 180] [--repeats 3]
+                                    [--device auto|cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import machine  # noqa: E402
+from voiceconv.conversion import Converter, ConvertSettings  # noqa: E402
+from voiceconv.features import FeatureConfig  # noqa: E402
+from voiceconv.models.generator import SMALL  # noqa: E402
+from voiceconv.pair import SingerPair  # noqa: E402
+from voiceconv.vocoder import load_vocoder  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SONG = REPO / "recipes" / "demo" / "audio" / "nit_f001" / "nitech_jp_song070_f001_029.flac"
+STAGES = ("read", "f0", "mel", "generator", "vocoder", "write")
+RUNS = [("harvest", "world"), ("dio", "world"), ("dio", "griffin-lim"),
+        ("dio", "hifigan-universal")]
+
+
+def untrained_pair(config: FeatureConfig) -> SingerPair:
+    stats = {"mel_mean": [0.0] * config.n_mels, "mel_std": [1.0] * config.n_mels,
+             "f0_percentiles_hz": {"p5": 150.0, "p50": 250.0, "p95": 500.0}}
+    return SingerPair(SMALL, config.to_dict(), {"a": stats, "b": stats})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path)
+    parser.add_argument("--seconds", type=float, default=180.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    args = parser.parse_args()
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
+        else args.device
+    pair = SingerPair.from_checkpoint(str(args.model)) if args.model else \
+        untrained_pair(FeatureConfig())
+    work = Path(tempfile.mkdtemp(prefix="convert-bench-"))
+    x, rate = sf.read(SONG, dtype="float32")
+    n = int(args.seconds * rate)
+    stem = work / "stem.flac"
+    sf.write(stem, np.tile(x, n // x.shape[0] + 1)[:n], rate, subtype="PCM_16")
+    print(f"{machine()}; device {device}")
+    print(f"{args.seconds:.0f} s stem at {rate} Hz, median of {args.repeats} runs; seconds per "
+          "stage")
+    print(f"{'F0':8} {'vocoder':18} " + " ".join(f"{s:>9}" for s in STAGES) +
+          f" {'total':>8} {'x RT':>7} {'vs base':>8}")
+    baseline = None
+    for f0_method, vocoder_name in RUNS:
+        converter = Converter(pair, load_vocoder(vocoder_name, pair.feature_config),
+                              ConvertSettings(f0_method=f0_method), device)
+        runs = [converter.convert_file(stem, work / "out.wav").seconds
+                for _ in range(args.repeats)]
+        stage = {s: statistics.median(r.get(s, 0.0) for r in runs) for s in STAGES}
+        total = statistics.median(sum(r.values()) for r in runs)
+        baseline = baseline or total
+        print(f"{f0_method:8} {vocoder_name:18} " +
+              " ".join(f"{stage[s]:9.2f}" for s in STAGES) +
+              f" {total:8.2f} {args.seconds / total:7.1f} {baseline / total:7.1f}x", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""The trainable NSF-HiFi-GAN vocoder: its sine source is on pitch, it starts as the universal
+HiFi-GAN, it trains through `voiceconv fit` and resumes exactly, its checkpoint is a vocoder
+for convert, and chunked rendering equals one-shot rendering."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from tests.conftest import REPO
+from voiceconv.cli import run_command
+from voiceconv.errors import VoiceconvError
+from voiceconv.features import FeatureConfig
+from voiceconv.metrics import f0_metrics, f0_track
+from voiceconv.pair import load_plain
+from voiceconv.vocoder import load_vocoder
+from voiceconv.vocoder.hifigan import HiFiGANUniversal
+from voiceconv.vocoder.nsf import NSF_SMALL, NSF_V1, NSFHiFiGAN, SineSource
+
+SMALL = REPO / "recipes" / "common" / "conf" / "nsf_hifigan_small.yaml"
+
+
+def test_the_sine_source_is_exactly_on_the_given_pitch():
+    config = FeatureConfig()
+    # A sung-like contour: a glide from 180 to 420 Hz with vibrato, then a rest.
+    t = np.arange(400) * config.hop_length / config.sample_rate
+    f0 = 180 * (420 / 180) ** (t / t[-1]) * 2 ** (0.3 * np.sin(2 * np.pi * 5.5 * t) / 12)
+    f0[300:340] = 0
+    source = SineSource(NSF_V1, config.sample_rate, config.hop_length)
+    with torch.no_grad():
+        sines = source.harmonics(torch.tensor(f0, dtype=torch.float32)[None])[0].numpy()
+    # A harmonic tone (1/k amplitudes): Harvest calls a lone sine unvoiced.
+    tone = (sines / np.arange(1, sines.shape[0] + 1)[:, None]).sum(0)
+    measured = f0_track(tone.astype(np.float64), config.sample_rate)  # every 5 ms
+    expected = np.interp(np.arange(len(measured)) * 0.005, t + config.hop_length / 2 /
+                         config.sample_rate, f0)
+    m = f0_metrics(np.where(expected > 0, expected, 0), measured)
+    assert m.median_cents < 5 and m.gross_pitch_error < 0.02
+
+
+@pytest.fixture(scope="module")
+def mel_f0(prepared):
+    from data_prep.features import load_features
+    from voiceconv.fileio import read_jsonl
+
+    rows = read_jsonl(prepared.out_dir / "manifest.jsonl")
+    feats = [load_features(prepared.out_dir / r["features"]) for r in rows[:3]]
+    mel = np.concatenate([f["mel"] for f in feats], axis=1)
+    f0 = np.concatenate([f["f0"] for f in feats])
+    return torch.from_numpy(mel)[None], torch.from_numpy(f0)[None]
+
+
+def test_v1_initialised_from_universal_renders_as_the_universal_hifigan(mel_f0):
+    mel, f0 = mel_f0
+    nsf = NSFHiFiGAN(NSF_V1, FeatureConfig())
+    copied, total = nsf.generator.init_from_universal()
+    assert copied == total  # every universal tensor has its place in the NSF filter
+    nsf.generator.remove_weight_norm()
+    ours = nsf.eval().render(mel[..., :200], f0[..., :200])
+    universal = HiFiGANUniversal().render(mel[..., :200], f0[..., :200])
+    assert torch.allclose(ours, universal, atol=1e-5)
+
+
+def test_chunked_rendering_equals_one_shot(mel_f0):
+    mel, f0 = mel_f0
+    nsf = NSFHiFiGAN(NSF_SMALL, FeatureConfig()).eval()
+    with torch.no_grad():  # the source injections start at zero: make them matter here
+        for conv in nsf.generator.noise_convs:
+            conv.weight.normal_(0, 0.5)
+    one_shot = nsf.render(mel, f0, chunk_frames=None)
+    chunked = nsf.render(mel, f0, chunk_frames=150)
+    assert mel.shape[-1] > 3 * 150
+    assert (one_shot - chunked).abs().max() <= 1e-4
+
+
+@pytest.fixture(scope="module")
+def vocoder_config(prepared, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("vocoder")
+    config = {
+        "data": {"class_path": "voiceconv.vocoder.training.VocoderData", "init_args": {
+            "prep_dir": str(prepared.out_dir), "crop_frames": 8, "batch_size": 1,
+            "val_segments": 1, "val_max_frames": 32}},
+        "model": {"init_args": {"discriminator": {"periods": [2, 3], "period_channels": 2,
+                                                  "resolution_channels": 2},
+                                "nsf": {"upsample_initial_channel": 32}}},
+        "trainer": {"max_steps": 4, "val_check_interval": 2, "check_val_every_n_epoch": None,
+                    "log_every_n_steps": 1, "enable_progress_bar": False,
+                    "accelerator": "cpu", "enable_model_summary": False},
+        "experiments_root": str(folder / "checkpoints"), "checkpoint_every_n_steps": 2,
+        "wandb": False,
+    }
+    path = folder / "vocoder.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def fit(config: Path, *args: str) -> int:
+    return run_command("fit", ["--config", str(SMALL), "--config", str(config), *args])
+
+
+def generator_state(path: Path) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in load_plain(str(path))["state_dict"].items()
+            if k.startswith("generator.")}
+
+
+def test_trains_resumes_exactly_and_its_checkpoint_is_a_vocoder(vocoder_config, mel_f0):
+    root = Path(yaml.safe_load(vocoder_config.read_text())["experiments_root"])
+    assert fit(vocoder_config, "--experiment", "straight") == 0
+    assert fit(vocoder_config, "--experiment", "resumed", "--trainer.max_steps", "2") == 0
+    assert fit(vocoder_config, "--experiment", "resumed", "--ckpt_path", "last") == 0
+    straight = generator_state(root / "straight" / "checkpoints" / "last.ckpt")
+    resumed = generator_state(root / "resumed" / "checkpoints" / "last.ckpt")
+    assert max((straight[k] - resumed[k]).abs().max().item() for k in straight) <= 1e-6
+    metrics = (root / "straight" / "metrics.csv").read_text()
+    for name in ("train/g_mel_l1", "train/g_feature_matching", "train/g_adversarial",
+                 "train/d_loss", "val/mel_l1", "val/mcd"):
+        assert name in metrics
+    # The checkpoint loads (weights_only) as a vocoder by path, with its feature config.
+    vocoder = load_vocoder(str(root / "straight" / "checkpoints" / "last.ckpt"),
+                           FeatureConfig())
+    mel, f0 = mel_f0
+    assert vocoder.name == "nsf-hifigan" and vocoder.uses_f0
+    assert vocoder.render(mel[..., :40], f0[..., :40]).shape == (1, 40 * 256)
+    with pytest.raises(VoiceconvError, match="hop_length: vocoder nsf-hifigan 256 vs"):
+        load_vocoder(str(root / "straight" / "checkpoints" / "last.ckpt"),
+                     FeatureConfig(hop_length=128))

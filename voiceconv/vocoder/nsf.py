@@ -1,0 +1,183 @@
+"""NSF-HiFi-GAN: a HiFi-GAN generator driven by a neural source-filter excitation, so the
+pitch of the output follows the given F0 instead of what the mel's harmonics suggest.
+
+source: F0 (frames) -> per-sample phase -> sines at harmonics 1..H (voiced) plus noise ->
+        one excitation channel (learned mix, tanh)
+filter: the HiFi-GAN generator; before the residual stacks of each up-sampling stage the
+        excitation, down-sampled to that stage's rate by a strided conv, is added.
+
+The injection convs start at zero, so a freshly built V1-sized NSF generator initialised from
+the universal HiFi-GAN renders exactly what the universal one does; fine-tuning teaches it to
+use the source. Phase is integrated from absolute time zero and the noise is read from a fixed
+table at absolute sample positions, so chunked rendering equals one-shot rendering.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrizations
+
+from voiceconv.errors import VoiceconvError
+from voiceconv.features import FeatureConfig
+from voiceconv.vocoder.base import Vocoder
+from voiceconv.vocoder.hifigan import HiFiGANConfig, HiFiGANGenerator
+
+NOISE_TABLE = 1 << 16  # samples of fixed noise per harmonic (inference)
+
+
+@dataclass(frozen=True)
+class NSFConfig(HiFiGANConfig):
+    harmonics: int = 8
+    sine_amplitude: float = 0.1
+    noise_std: float = 0.003  # of the noise added to voiced sines (unvoiced: amplitude / 3)
+
+
+# V1-sized (fine-tuned from the universal HiFi-GAN) and a V2-sized one for fast CPU rendering.
+NSF_V1 = NSFConfig()
+NSF_SMALL = NSFConfig(upsample_initial_channel=128)
+
+
+class SineSource(nn.Module):
+    """F0 (B, T) in Hz on the frame grid -> excitation (B, 1, T * hop)."""
+
+    def __init__(self, cfg: NSFConfig, sample_rate: int, hop: int) -> None:
+        super().__init__()
+        self.cfg, self.sample_rate, self.hop = cfg, sample_rate, hop
+        self.merge = nn.Linear(cfg.harmonics, 1)
+        noise = torch.randn(cfg.harmonics, NOISE_TABLE, generator=torch.Generator().manual_seed(0))
+        self.register_buffer("noise_table", noise, persistent=False)
+
+    def harmonics(self, f0: torch.Tensor, phase0: torch.Tensor | None = None) -> torch.Tensor:
+        """Sines (B, H, N) of harmonics 1..H; `phase0` (B,) in cycles at the first sample.
+
+        Phase is accumulated in float64 and wrapped: over minutes of audio float32 would
+        lose the fraction that matters."""
+        f0_samples = f0.double().repeat_interleave(self.hop, dim=-1)  # (B, N)
+        cycles = torch.cumsum(f0_samples / self.sample_rate, dim=-1)
+        cycles = cycles - f0_samples / self.sample_rate  # phase at a sample excludes itself
+        if phase0 is not None:
+            cycles = cycles + phase0.double()[:, None]
+        k = torch.arange(1, self.cfg.harmonics + 1, device=f0.device, dtype=torch.float64)
+        phase = torch.frac(cycles[:, None, :] * k[None, :, None])
+        return torch.sin(2 * math.pi * phase).float()
+
+    def forward(self, f0: torch.Tensor, phase0: torch.Tensor | None = None,
+                sample_offset: int = 0, rng: torch.Generator | None = None) -> torch.Tensor:
+        cfg = self.cfg
+        sines = self.harmonics(f0, phase0)  # (B, H, N)
+        voiced = (f0 > 0).repeat_interleave(self.hop, dim=-1)[:, None, :].float()
+        n = sines.shape[-1]
+        if rng is not None:  # training: fresh noise
+            noise = torch.randn(sines.shape, generator=rng).to(sines.device)
+        else:  # inference: the same noise at the same absolute sample, whatever the chunking
+            index = (sample_offset + torch.arange(n, device=f0.device)) % NOISE_TABLE
+            noise = self.noise_table[:, index][None].expand_as(sines)
+        noise_amp = voiced * cfg.noise_std + (1 - voiced) * cfg.sine_amplitude / 3
+        excitation = cfg.sine_amplitude * sines * voiced + noise_amp * noise
+        return torch.tanh(self.merge(excitation.transpose(1, 2))).transpose(1, 2)
+
+
+class NSFHiFiGANGenerator(HiFiGANGenerator):
+    """(mel (B, n_mels, T), f0 (B, T)) -> audio (B, T * hop). Parameter names of the filter
+    are HiFi-GAN's, so the universal weights load where shapes match."""
+
+    def __init__(self, cfg: NSFConfig, sample_rate: int) -> None:
+        super().__init__(cfg)
+        hop = math.prod(cfg.upsample_rates)
+        self.source = SineSource(cfg, sample_rate, hop)
+        self.noise_convs = nn.ModuleList()
+        c = cfg.upsample_initial_channel
+        for i in range(len(cfg.upsample_rates)):
+            stride = math.prod(cfg.upsample_rates[i + 1:])
+            channels = c // 2 ** (i + 1)
+            conv = (nn.Conv1d(1, channels, 2 * stride, stride=stride, padding=stride // 2)
+                    if stride > 1 else nn.Conv1d(1, channels, 1))
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
+            self.noise_convs.append(conv)
+
+    def forward(self, mel: torch.Tensor, f0: torch.Tensor, phase0: torch.Tensor | None = None,
+                sample_offset: int = 0, rng: torch.Generator | None = None) -> torch.Tensor:
+        excitation = self.source(f0, phase0, sample_offset, rng)
+        x = self.conv_pre(mel)
+        n = len(self.cfg.resblock_kernel_sizes)
+        for i, (up, inject) in enumerate(zip(self.ups, self.noise_convs, strict=True)):
+            x = up(nn.functional.leaky_relu(x, 0.1)) + inject(excitation)
+            x = sum(self.resblocks[i * n + j](x) for j in range(n)) / n
+        x = self.conv_post(nn.functional.leaky_relu(x))
+        return torch.tanh(x).squeeze(1)
+
+    def init_from_universal(self) -> tuple[int, int]:
+        """Copy the universal HiFi-GAN V1 weights into every parameter of the same name and
+        shape; returns (copied, total) tensor counts of the universal checkpoint."""
+        from voiceconv.vocoder.hifigan import universal_weights_path
+
+        universal = HiFiGANGenerator(HiFiGANConfig())
+        checkpoint = torch.load(universal_weights_path(), map_location="cpu", weights_only=True)
+        universal.load_original(checkpoint["generator"])
+        mine = self.state_dict()
+        theirs = universal.state_dict()
+        matching = {k: v for k, v in theirs.items() if k in mine and mine[k].shape == v.shape}
+        self.load_state_dict(matching, strict=False)
+        return len(matching), len(theirs)
+
+
+def nsf_config(data: dict[str, Any]) -> NSFConfig:
+    """NSFConfig from checkpoint data (lists back to the tuples the dataclass holds)."""
+    data = dict(data)
+    for key in ("upsample_rates", "upsample_kernel_sizes", "resblock_kernel_sizes"):
+        data[key] = tuple(data[key])
+    data["resblock_dilations"] = tuple(tuple(d) for d in data["resblock_dilations"])
+    return NSFConfig(**data)
+
+
+def config_dict(cfg: NSFConfig) -> dict[str, Any]:
+    return asdict(cfg)
+
+
+class NSFHiFiGAN(Vocoder):
+    """A trained NSF-HiFi-GAN, loaded from a `voiceconv fit` vocoder checkpoint."""
+
+    name = "nsf-hifigan"
+    context_frames = 32  # the V1 filter's receptive field is about 22 frames each side
+    uses_f0 = True
+
+    def __init__(self, cfg: NSFConfig, feature_config: FeatureConfig) -> None:
+        super().__init__(feature_config)
+        hop = math.prod(cfg.upsample_rates)
+        if hop != feature_config.hop_length:
+            raise VoiceconvError(f"generator up-samples by {hop}, features have hop "
+                                 f"{feature_config.hop_length}")
+        self.generator = NSFHiFiGANGenerator(cfg, feature_config.sample_rate)
+
+    @classmethod
+    def from_checkpoint(cls, path: str) -> NSFHiFiGAN:
+        from voiceconv.pair import load_plain
+
+        checkpoint = load_plain(path)
+        hp = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+        if not hp or "nsf" not in hp or hp.get("feature_config") is None:
+            raise VoiceconvError(f"{path} is not a trained voiceconv vocoder checkpoint")
+        vocoder = cls(nsf_config(hp["nsf"]), FeatureConfig.from_dict(hp["feature_config"]))
+        state = {k.removeprefix("generator."): v for k, v in checkpoint["state_dict"].items()
+                 if k.startswith("generator.")}
+        vocoder.generator.load_state_dict(state)
+        vocoder.generator.remove_weight_norm()
+        return vocoder.eval()
+
+    def synthesise(self, mel: torch.Tensor, f0: torch.Tensor, start_frame: int = 0,
+                   f0_before: torch.Tensor | None = None) -> torch.Tensor:
+        phase0 = None
+        if f0_before is not None and f0_before.shape[-1]:
+            hop, rate = self.feature_config.hop_length, self.feature_config.sample_rate
+            phase0 = torch.frac((f0_before.double() * hop / rate).sum(-1))
+        return self.generator(mel, f0, phase0, start_frame * self.feature_config.hop_length)
+
+    def synthesise_chunk(self, mel: torch.Tensor, f0: torch.Tensor, left: int,
+                         right: int) -> torch.Tensor:
+        return self.synthesise(mel[..., left:right], f0[..., left:right], left, f0[..., :left])
