@@ -86,12 +86,32 @@ class LastCheckpoint(L.Callback):
 class ConversionPreviews(L.Callback):
     """Every `every_n_steps` steps, convert the first validation pair A->B, B->A and back,
     and keep what a person would rather see and hear than read: a PNG of the five mel
-    spectrograms and Griffin-Lim renderings, in `<experiment>/previews/step_N/` and in wandb."""
+    spectrograms and their renderings, in `<experiment>/previews/step_N/` and in wandb.
 
-    def __init__(self, out_dir: str, every_n_steps: int = 500, griffin_lim_iters: int = 32
-                 ) -> None:
+    `vocoder` is a name or checkpoint of a vocoder that takes its pitch from the mel
+    (validation mels come without F0): griffin-lim (32 iterations, fast) or hifigan-universal.
+    """
+
+    def __init__(self, out_dir: str, every_n_steps: int = 500, vocoder: str = "griffin-lim",
+                 griffin_lim_iters: int = 32) -> None:
         self.out_dir, self.every_n_steps = Path(out_dir), every_n_steps
-        self.griffin_lim_iters = griffin_lim_iters
+        self.vocoder_name, self.griffin_lim_iters = vocoder, griffin_lim_iters
+        self._vocoder = None
+
+    def vocoder(self, config):
+        from voiceconv.errors import VoiceconvError
+        from voiceconv.vocoder import GriffinLim, load_vocoder
+
+        if self._vocoder is None:
+            if self.vocoder_name == "griffin-lim":
+                self._vocoder = GriffinLim(config, n_iter=self.griffin_lim_iters)
+            else:
+                self._vocoder = load_vocoder(self.vocoder_name, config)
+            if self._vocoder.uses_f0:
+                raise VoiceconvError(f"previews need a vocoder that takes its pitch from the "
+                                     f"mel (griffin-lim, hifigan-universal), not "
+                                     f"{self._vocoder.name}")
+        return self._vocoder
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -118,7 +138,6 @@ class ConversionPreviews(L.Callback):
               trainer: L.Trainer) -> None:
         from voiceconv.audio import write_audio
         from voiceconv.plotting import png_bytes, pyplot
-        from voiceconv.vocoder import GriffinLim
 
         folder = self.out_dir / f"step_{step:07d}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -134,7 +153,7 @@ class ConversionPreviews(L.Callback):
         with atomic_path(image) as tmp:
             tmp.write_bytes(png_bytes(fig))
         config = pl_module.feature_config
-        vocoder = GriffinLim(config, n_iter=self.griffin_lim_iters)
+        vocoder = self.vocoder(config)
         audio = {}
         for name, mel in mels.items():
             audio[name] = vocoder.render(mel[None])[0].numpy()

@@ -44,6 +44,9 @@ class VoiceconvCLI(LightningCLI):
         parser.add_argument("--save_top_k", type=int, default=3)
         parser.add_argument("--preview_every_n_steps", type=int, default=500,
                             help="mel images and audio of conversions every N steps (0: never)")
+        parser.add_argument("--preview_vocoder", type=str, default="griffin-lim",
+                            help="renders the previews: griffin-lim, hifigan-universal or a "
+                            "vocoder checkpoint that takes its pitch from the mel")
 
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
         cfg = self.config[self.subcommand]
@@ -78,7 +81,8 @@ class VoiceconvCLI(LightningCLI):
                             filename="best-step{step:07d}-" + _safe(cfg.monitor) + "{"
                             + cfg.monitor + ":.3f}"),
             LastCheckpoint(str(ckpt_dir / "last.ckpt")),
-            *([ConversionPreviews(str(exp_dir / "previews"), cfg.preview_every_n_steps)]
+            *([ConversionPreviews(str(exp_dir / "previews"), cfg.preview_every_n_steps,
+                                  cfg.preview_vocoder)]
               if cfg.preview_every_n_steps > 0 else []),
         ]
         return super().instantiate_trainer(**kwargs)

@@ -7,6 +7,8 @@ on both sides that the chunks join without a seam.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torchaudio
 
@@ -68,8 +70,10 @@ class Vocoder(torch.nn.Module):
         # Griffin-Lim's phase) join smoothly; exact ones (HiFi-GAN) are unchanged by it.
         fade = min(self.crossfade_frames, self.context_frames) * hop
         joiner = CrossfadeJoin(torch.zeros(mel.shape[0], frames * hop), fade)
-        for start in range(0, frames, chunk_frames):
-            stop = min(start + chunk_frames, frames)
+        bounds = [*range(0, frames, chunk_frames), frames]
+        if len(bounds) > 2 and bounds[-1] - bounds[-2] < 2 * self.crossfade_frames:
+            del bounds[-2]  # a last chunk shorter than its cross-fade joins the one before
+        for start, stop in itertools.pairwise(bounds):
             left = max(0, start - self.context_frames)
             right = min(frames, stop + self.context_frames)
             audio = self.synthesise_chunk(mel, f0, left, right).cpu()

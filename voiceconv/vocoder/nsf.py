@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.utils import parametrizations
 
 from voiceconv.errors import VoiceconvError
 from voiceconv.features import FeatureConfig

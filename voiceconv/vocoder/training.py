@@ -101,15 +101,15 @@ class AudioCrops(IndexedBatches):
 
 
 class WholeSegments(Dataset):
-    def __init__(self, prep_dir: Path, rows: list[dict[str, Any]], max_frames: int,
-                 hop: int) -> None:
+    """Held-out segments {"mel": (n_mels, T), "f0": (T,)}, cut to `max_frames`."""
+
+    def __init__(self, prep_dir: Path, rows: list[dict[str, Any]], max_frames: int) -> None:
         self.items = []
         for row in rows:
             feats = load_features(prep_dir / row["features"])
             n = min(feats["mel"].shape[1], max_frames)
             self.items.append({"mel": torch.from_numpy(feats["mel"][:, :n].copy()),
-                               "f0": torch.from_numpy(feats["f0"][:n].copy()),
-                               "audio": torch.from_numpy(feats["audio"][: n * hop].copy())})
+                               "f0": torch.from_numpy(feats["f0"][:n].copy())})
 
     def __len__(self) -> int:
         return len(self.items)
@@ -163,7 +163,7 @@ class VocoderData(L.LightningDataModule):
             val += mine[len(mine) - hp.val_segments:]
         self.train_set = AudioCrops(SegmentAudio(self.prep_dir, train, hp.crop_frames, hop),
                                     hp.batch_size, hp.seed)
-        self.val_set = WholeSegments(self.prep_dir, val, hp.val_max_frames, hop)
+        self.val_set = WholeSegments(self.prep_dir, val, hp.val_max_frames)
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None
@@ -310,8 +310,8 @@ class NSFHiFiGANTraining(L.LightningModule):
         self.log_dict({"mel": g["g_mel_l1"], "d": d_loss}, prog_bar=True, logger=False)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        mel, f0, real = batch["mel"][None], batch["f0"][None], batch["audio"][None]
-        fake = self.generator(mel, f0)
+        mel, f0 = batch["mel"][None], batch["f0"][None]
+        fake = self.generator(mel, f0)  # the analysed mel is the reference
         fake_mel = self.mel(fake)
         self.log("val/mel_l1", torch.nn.functional.l1_loss(fake_mel, mel), prog_bar=True,
                  batch_size=1)
