@@ -9,30 +9,18 @@ table of medians over the repeats, the machine, and the targets beside the measu
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
-import torch
-
-from data_prep.config import PrepConfig
-from data_prep.pipeline import STAGES, run_prep
-from voiceconv.features import FeatureConfig
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import machine  # noqa: E402
+from data_prep.config import PrepConfig  # noqa: E402
+from data_prep.pipeline import STAGES, run_prep  # noqa: E402
+from voiceconv.features import FeatureConfig  # noqa: E402
 
 TARGETS = {("harvest", 2): 8.0, ("dio", 2): 40.0}  # x real time, from issue 2
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    if Path("/proc/cpuinfo").is_file():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}, "
-            f"Python {platform.python_version()}, torch {torch.__version__}")
 
 
 def as_corpus(folder: Path, workdir: Path) -> Path:

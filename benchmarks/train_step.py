@@ -16,9 +16,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
-import platform
 import statistics
+import sys
 import tempfile
 import time
 import warnings
@@ -28,9 +27,16 @@ import lightning as L
 import torch
 import yaml
 
-from voiceconv.cyclegan import CycleGANVC, DiscriminatorConfig, LossWeights, OptimizerConfig
-from voiceconv.data import SingerPairData
-from voiceconv.models import GeneratorConfig
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import machine  # noqa: E402
+from voiceconv.cyclegan import (  # noqa: E402
+    CycleGANVC,
+    DiscriminatorConfig,
+    LossWeights,
+    OptimizerConfig,
+)
+from voiceconv.data import SingerPairData  # noqa: E402
+from voiceconv.models import GeneratorConfig  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "recipes" / "common" / "conf"
@@ -112,7 +118,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true")
     args = parser.parse_args()
     cuda = torch.cuda.is_available()
-    device = torch.cuda.get_device_name() if cuda else cpu_name()
+    device = torch.cuda.get_device_name() if cuda else machine()
     with contextlib.ExitStack() as stack:
         prep = args.prep
         if prep is None:
@@ -145,16 +151,6 @@ def main() -> None:
                     samples = 2 * args.batch_size / step  # a batch holds crops of A and of B
                     print(f"{name:8} {label:22} {loader:7} {step:8.3f} {samples:10.1f} "
                           f"{samples * args.crop_frames:10.0f}", flush=True)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
-    except OSError:
-        pass
-    return f"{platform.processor() or 'CPU'}, {os.cpu_count()} cores"
 
 
 def make_demo_prep(out: Path) -> None:

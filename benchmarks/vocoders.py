@@ -7,6 +7,7 @@ V/UV error (analysis at 16 kHz, the band the 0-8 kHz mel describes); plus render
 (x real time, median of repeats) on this machine.
 
 Usage: python benchmarks/vocoders.py [FILE ...] [--seconds 20] [--repeats 3] [--out DIR]
+                                    [--vocoders NAME|CKPT ...]
 Default files: PJS songs 050-052 (never in the demo's training data) and the held-out NIT-F001
 song 029, from ../shared/data/singing (first --seconds of each).
 """
@@ -15,16 +16,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from voiceconv.audio import load_mono, write_audio
-from voiceconv.evaluate import evaluate
-from voiceconv.features import FeatureConfig, LogMelSpectrogram, compute_features
-from voiceconv.vocoder import NAMES, load_vocoder
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import machine  # noqa: E402
+from voiceconv.audio import load_mono, write_audio  # noqa: E402
+from voiceconv.evaluate import evaluate  # noqa: E402
+from voiceconv.features import FeatureConfig, LogMelSpectrogram, compute_features  # noqa: E402
+from voiceconv.vocoder import NAMES, load_vocoder  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "singing"
 DEFAULT_FILES = [SHARED / "pjs" / f"pjs0{n}_song.flac" for n in (50, 51, 52)] + [
@@ -36,7 +40,8 @@ def main() -> None:
     parser.add_argument("files", nargs="*", type=Path, default=DEFAULT_FILES)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--vocoders", nargs="+", default=list(NAMES))
+    parser.add_argument("--vocoders", nargs="+", default=list(NAMES),
+                        help="names or trained vocoder checkpoints")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     config = FeatureConfig()
@@ -51,12 +56,15 @@ def main() -> None:
                        torch.from_numpy(feats.f0)[None]))
     seconds = sum(mel.shape[-1] for _, mel, _ in inputs) * config.hop_length / config.sample_rate
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    print(f"{len(inputs)} files, {seconds:.0f} s of singing; device {device}, torch "
-          f"{torch.__version__}, {torch.get_num_threads()} threads; out {out}")
-    print(f"{'vocoder':18} {'MCD dB':>7} {'F0 med c':>9} {'GPE':>6} {'V/UV err':>8} "
+    print(machine())
+    print(f"{len(inputs)} files, {seconds:.0f} s of singing; device {device}; out {out}")
+    print(f"{'vocoder':26} {'MCD dB':>7} {'F0 med c':>9} {'GPE':>6} {'V/UV err':>8} "
           f"{'F0 RMSE c':>9} {'x real time':>11}")
-    for name in args.vocoders:
-        vocoder = load_vocoder(name, config).to(device)
+    for choice in args.vocoders:
+        vocoder = load_vocoder(choice, config).to(device)
+        # A trained vocoder is named after its experiment: checkpoints/<exp>/checkpoints/x.ckpt
+        name = vocoder.name if choice in NAMES else \
+            f"{vocoder.name}:{Path(choice).resolve().parent.parent.name}"
         times = []
         for repeat in range(args.repeats):
             start = time.perf_counter()
@@ -69,7 +77,7 @@ def main() -> None:
         # above it, and at 22.05 kHz that band alone dominates the MCD.
         summary = evaluate(out / name, out / "reference", out / f"{name}-eval",
                            sample_rate=16000, progress=False)
-        print(f"{name:18} {summary['mcd_db']:7.2f} {summary['f0_median_cents']:9.1f} "
+        print(f"{name:26} {summary['mcd_db']:7.2f} {summary['f0_median_cents']:9.1f} "
               f"{summary['gross_pitch_error']:6.3f} {summary['vuv_error']:8.3f} "
               f"{summary['f0_rmse_cents']:9.1f} {seconds / statistics.median(times):10.1f}x",
               flush=True)
