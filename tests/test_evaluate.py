@@ -60,6 +60,26 @@ def test_metrics_json_has_every_key_and_measures_the_shift(shifted_set):
     assert "report.html" in stdout
 
 
+def test_nonparallel_mode_measures_melody_against_the_source_and_no_mcd(shifted_set):
+    root, _, _ = shifted_set
+    # The "reference" is another singer's song, as in a non-parallel demo: only the voice counts.
+    other = root / "other"
+    for singer, name, _ in CLIPS:
+        (other / singer).mkdir(parents=True, exist_ok=True)
+        x, sr = read_excerpt("pjs", "pjs003_song.flac", 0.0, 4.0)
+        sf.write(other / singer / f"{Path(name).stem}.wav", x, sr)
+    from voiceconv.evaluate import evaluate
+
+    summary = evaluate(root / "converted", other, root / "out-np", root / "source",
+                       mode="nonparallel", progress=False)
+    assert summary["f0_against"] == ["source"]
+    assert abs(summary["f0_median_cents"] - 100) < 5
+    assert np.isnan(summary["mcd_db"])  # no MCD between different songs
+    assert abs(summary["duration_ratio"] - 1) < 0.01  # against the source, not the reference
+    metrics = json.loads((root / "out-np" / "metrics.json").read_text())
+    assert metrics["mcd_db"] is None  # NaN is written as null, never as a score
+
+
 def test_speaker_similarity_separates_singers():
     pytest.importorskip("resemblyzer", reason="optional extra voiceconv[speaker] missing")
     from voiceconv.speaker import embed

@@ -69,29 +69,42 @@ def load_score(path: Path) -> dict[str, list[list[float]]]:
 
 def evaluate_pair(pair: Pair, mode: str, score: dict[str, list] | None,
                   sample_rate: int) -> dict[str, Any]:
-    reference = load_mono(pair.reference, sample_rate)
     converted = load_mono(pair.converted, sample_rate)
-    ref_frames, conv_frames = analyse(reference, sample_rate), analyse(converted, sample_rate)
-    mcd = mel_cepstral_distortion(ref_frames, conv_frames, mode)
-    row: dict[str, Any] = {"file": pair.key, "mcd_db": mcd.mcd_db, "mcd_frames": mcd.n_frames,
-                           "mcd_silent_excluded": mcd.n_silent_excluded}
-    if score is not None and pair.key in score:
-        f0_reference, against = f0_from_score(score[pair.key], len(conv_frames.f0)), "score"
-        f0_converted = conv_frames.f0
-    elif pair.source is not None:
-        f0_reference = f0_track(load_mono(pair.source, sample_rate), sample_rate)
-        f0_converted, against = conv_frames.f0, "source"
+    conv_frames = analyse(converted, sample_rate)
+    row: dict[str, Any] = {"file": pair.key}
+    if mode == "nonparallel":
+        # The reference is another song of the target singer: only who sings is comparable
+        # (speaker similarity); the melody is measured against the source.
+        if pair.source is None:
+            raise VoiceconvError("--mode nonparallel needs --source (the melody to keep)")
+        source = load_mono(pair.source, sample_rate)
+        row.update({"mcd_db": math.nan, "mcd_frames": 0, "mcd_silent_excluded": 0})
+        f0_reference, against = f0_track(source, sample_rate), "source"
+        f0_converted, length_reference = conv_frames.f0, source
     else:
-        # Unaligned pairs compare F0 along the MCD alignment path.
-        f0_reference, against = ref_frames.f0[mcd.path[:, 0]], "reference"
-        f0_converted = conv_frames.f0[mcd.path[:, 1]]
+        reference = load_mono(pair.reference, sample_rate)
+        ref_frames = analyse(reference, sample_rate)
+        mcd = mel_cepstral_distortion(ref_frames, conv_frames, mode)
+        row.update({"mcd_db": mcd.mcd_db, "mcd_frames": mcd.n_frames,
+                    "mcd_silent_excluded": mcd.n_silent_excluded})
+        length_reference = reference
+        if score is not None and pair.key in score:
+            f0_reference, against = f0_from_score(score[pair.key], len(conv_frames.f0)), "score"
+            f0_converted = conv_frames.f0
+        elif pair.source is not None:
+            f0_reference = f0_track(load_mono(pair.source, sample_rate), sample_rate)
+            f0_converted, against = conv_frames.f0, "source"
+        else:
+            # Unaligned pairs compare F0 along the MCD alignment path.
+            f0_reference, against = ref_frames.f0[mcd.path[:, 0]], "reference"
+            f0_converted = conv_frames.f0[mcd.path[:, 1]]
     f0 = f0_metrics(f0_reference, f0_converted)
     row.update({"f0_against": against, "f0_rmse_cents": f0.rmse_cents,
                 "f0_median_cents": f0.median_cents, "f0_corr": f0.corr,
                 "vuv_error": f0.vuv_error, "gross_pitch_error": f0.gross_pitch_error,
                 "octave_error_rate": f0.octave_error_rate, "f0_note": f0.reason,
                 "loudness_lufs": loudness_lufs(converted, sample_rate),
-                "duration_ratio": duration_ratio(converted, reference)})
+                "duration_ratio": duration_ratio(converted, length_reference)})
     row["_curves"] = {"f0_reference": f0_reference, "f0_converted": f0_converted}
     return row
 
@@ -156,8 +169,10 @@ def main(argv: list[str] | None = None, prog: str = "voiceconv eval") -> int:
     parser.add_argument("--reference", type=Path, required=True)
     parser.add_argument("--source", type=Path, help="the unconverted inputs (F0 and speaker)")
     parser.add_argument("--score", type=Path, help="manifest.jsonl with notes per file")
-    parser.add_argument("--mode", choices=("aligned", "dtw"), default="aligned",
-                        help="aligned: sample-aligned parallel data; dtw: unaligned pairs")
+    parser.add_argument("--mode", choices=("aligned", "dtw", "nonparallel"), default="aligned",
+                        help="aligned: sample-aligned parallel data; dtw: unaligned pairs of "
+                        "the same song; nonparallel: the reference is another song of the "
+                        "target singer (no MCD; F0 against --source; speaker similarity)")
     parser.add_argument("--sample-rate", type=int, default=16000,
                         help="analysis rate (default 16000: all files are compared at it)")
     parser.add_argument("--out", type=Path, required=True)
