@@ -95,8 +95,9 @@ if stage_enabled 6; then
             --reference "${exp_dir}/eval/${direction}/reference" \
             --mode nonparallel --out "${exp_dir}/eval/${direction}"
     done
-    log "converted songs: ${exp_dir}/converted/{a2b,b2a}/"
-    log "reports: ${exp_dir}/eval/a2b/report.html and ${exp_dir}/eval/b2a/report.html"
+    where=$(cd "${exp_dir}" && pwd)
+    log "converted songs: ${where}/converted/{a2b,b2a}/"
+    log "reports: ${where}/eval/a2b/report.html and ${where}/eval/b2a/report.html"
 fi
 
 log "done (stages ${stage}..${stop_stage})"
