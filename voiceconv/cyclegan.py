@@ -28,6 +28,7 @@ from voiceconv.melcep import MCD_CONSTANT, frame_mcd, mel_cepstrum
 from voiceconv.models import Generator, GeneratorConfig, PatchDiscriminator, fif_mask
 from voiceconv.models.generator import PAPER
 from voiceconv.pair import PairConversion, read_checkpoint
+from voiceconv.resume import ExactResume
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class LinearDecay:
         return max(0.0, 1.0 - max(0, step - self.after) / self.steps)
 
 
-class CycleGANVC(PairConversion, L.LightningModule):
+class CycleGANVC(PairConversion, ExactResume, L.LightningModule):
     """Two generators (A->B, B->A) and their discriminators for non-parallel singing conversion.
 
     Args:
@@ -133,16 +134,8 @@ class CycleGANVC(PairConversion, L.LightningModule):
         self.hparams.feature_config = data_config.to_dict()
         self.hparams.singer_stats = datamodule.singer_stats
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["rng"] = {"mask": self.mask_rng.get_state(), "torch": torch.get_rng_state()}
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        saved = checkpoint.get("hyper_parameters", {}).get("feature_config")
-        if saved is not None and self.feature_config is not None:
-            FeatureConfig.from_dict(saved).require_same(self.feature_config, "checkpoint", "data")
-        if "rng" in checkpoint:
-            self.mask_rng.set_state(checkpoint["rng"]["mask"])
-            torch.set_rng_state(checkpoint["rng"]["torch"])
+    def own_rngs(self) -> dict[str, torch.Generator]:
+        return {"mask": self.mask_rng}
 
     # -- optimisation ---------------------------------------------------------------------------
 

@@ -200,14 +200,7 @@ class SingerPairData(L.LightningDataModule):
 
     @functools.cached_property
     def feature_config(self) -> FeatureConfig:
-        return self._feature_config(self.prep_dir)
-
-    def _feature_config(self, prep_dir: Path) -> FeatureConfig:
-        path = prep_dir / "feature_config.json"
-        if not path.is_file():
-            raise VoiceconvError(f"{prep_dir} is not a `voiceconv prep` output "
-                                 "(no feature_config.json); run `voiceconv prep` first")
-        return FeatureConfig.load(path)
+        return prep_feature_config(self.prep_dir)
 
     @property
     def singer_stats(self) -> dict[str, dict[str, Any]]:
@@ -227,7 +220,7 @@ class SingerPairData(L.LightningDataModule):
         b = load_singer(self.prep_dir, hp.singer_b)
         if hp.val_prep_dir:
             val_dir = Path(hp.val_prep_dir)
-            self.feature_config.require_same(self._feature_config(val_dir), "training features",
+            self.feature_config.require_same(prep_feature_config(val_dir), "training features",
                                              "validation features")
             val_a = load_singer(val_dir, hp.singer_a, a.stats)
             val_b = load_singer(val_dir, hp.singer_b, b.stats)
@@ -252,6 +245,15 @@ class SingerPairData(L.LightningDataModule):
     @property
     def frame_seconds(self) -> float:
         return self.feature_config.hop_length / self.feature_config.sample_rate
+
+
+def prep_feature_config(prep_dir: Path) -> FeatureConfig:
+    """The feature config of a `voiceconv prep` output, or a one-line error if it is not one."""
+    path = prep_dir / "feature_config.json"
+    if not path.is_file():
+        raise VoiceconvError(f"{prep_dir} is not a `voiceconv prep` output "
+                             "(no feature_config.json); run `voiceconv prep` first")
+    return FeatureConfig.load(path)
 
 
 def _split_off(singer: SingerData, n: int) -> SingerData:

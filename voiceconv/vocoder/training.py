@@ -22,11 +22,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from data_prep.features import load_features
-from voiceconv.data import IndexedBatches
+from voiceconv.data import IndexedBatches, prep_feature_config
 from voiceconv.errors import VoiceconvError
 from voiceconv.features import F0_FIELDS, PRESETS, FeatureConfig, LogMelSpectrogram
 from voiceconv.fileio import read_jsonl
 from voiceconv.melcep import frame_mcd
+from voiceconv.resume import ExactResume
 from voiceconv.vocoder.discriminators import (
     MultiDiscriminator,
     discriminator_loss,
@@ -141,11 +142,7 @@ class VocoderData(L.LightningDataModule):
 
     @functools.cached_property
     def feature_config(self) -> FeatureConfig:
-        path = self.prep_dir / "feature_config.json"
-        if not path.is_file():
-            raise VoiceconvError(f"{self.prep_dir} is not a `voiceconv prep` output "
-                                 "(no feature_config.json); run `voiceconv prep` first")
-        return FeatureConfig.load(path)
+        return prep_feature_config(self.prep_dir)
 
     def setup(self, stage: str) -> None:
         if self.train_set is not None:
@@ -177,7 +174,7 @@ class VocoderData(L.LightningDataModule):
         return DataLoader(self.val_set, batch_size=None)
 
 
-class NSFHiFiGANTraining(L.LightningModule):
+class NSFHiFiGANTraining(ExactResume, L.LightningModule):
     """NSF-HiFi-GAN generator + discriminators.
 
     Args:
@@ -239,17 +236,8 @@ class NSFHiFiGANTraining(L.LightningModule):
             print(f"nsf-hifigan: {copied} of {total} universal HiFi-GAN tensors copied "
                   "into the generator")
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["rng"] = {"source": self.source_rng.get_state(),
-                             "torch": torch.get_rng_state()}
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        saved = checkpoint.get("hyper_parameters", {}).get("feature_config")
-        if saved is not None and self.feature_config is not None:
-            FeatureConfig.from_dict(saved).require_same(self.feature_config, "checkpoint", "data")
-        if "rng" in checkpoint:
-            self.source_rng.set_state(checkpoint["rng"]["source"])
-            torch.set_rng_state(checkpoint["rng"]["torch"])
+    def own_rngs(self) -> dict[str, torch.Generator]:
+        return {"source": self.source_rng}
 
     def configure_optimizers(self):
         cfg = self.optimizer_config
