@@ -12,6 +12,18 @@ LEAKY_SLOPE = 0.1
 Outputs = tuple[list[torch.Tensor], list[list[torch.Tensor]]]
 
 
+def _conv_stack(convs: nn.ModuleList, post: nn.Module, x: torch.Tensor
+                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Leaky-ReLU conv stack then the output conv: (logits flattened, every layer's output)."""
+    features = []
+    for conv in convs:
+        x = nn.functional.leaky_relu(conv(x), LEAKY_SLOPE)
+        features.append(x)
+    x = post(x)
+    features.append(x)
+    return x.flatten(1), features
+
+
 class PeriodDiscriminator(nn.Module):
     """Looks at every `period`-th sample: audio (B, N) folded to (B, 1, N / period, period)."""
 
@@ -28,14 +40,7 @@ class PeriodDiscriminator(nn.Module):
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         pad = -audio.shape[-1] % self.period
         x = nn.functional.pad(audio, (0, pad), mode="reflect")
-        x = x.view(x.shape[0], 1, -1, self.period)
-        features = []
-        for conv in self.convs:
-            x = nn.functional.leaky_relu(conv(x), LEAKY_SLOPE)
-            features.append(x)
-        x = self.post(x)
-        features.append(x)
-        return x.flatten(1), features
+        return _conv_stack(self.convs, self.post, x.view(x.shape[0], 1, -1, self.period))
 
 
 class ResolutionDiscriminator(nn.Module):
@@ -55,14 +60,7 @@ class ResolutionDiscriminator(nn.Module):
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         spec = torch.stft(audio.float(), self.n_fft, self.hop, self.win, self.window,
                           return_complex=True).abs()  # (B, F, T)
-        x = spec.transpose(1, 2)[:, None]  # (B, 1, T, F)
-        features = []
-        for conv in self.convs:
-            x = nn.functional.leaky_relu(conv(x), LEAKY_SLOPE)
-            features.append(x)
-        x = self.post(x)
-        features.append(x)
-        return x.flatten(1), features
+        return _conv_stack(self.convs, self.post, spec.transpose(1, 2)[:, None])  # (B,1,T,F)
 
 
 class MultiDiscriminator(nn.Module):
