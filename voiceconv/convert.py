@@ -147,10 +147,9 @@ def convert_one(converter, job: Job, args: argparse.Namespace, progress=lambda s
     """One line describing the converted file; raises VoiceconvError for a bad input."""
     result = converter.convert_file(job.source, job.out, args.format, args.accompaniment,
                                     job.mix, progress)
-    key = f", key {result.key:+g}" if result.key else ""
     mix = f" (+ {job.mix})" if job.mix else ""
-    return (f"{job.source} -> {job.out}{mix}: {human_duration(result.duration_s)}{key}, "
-            f"{result.realtime_factor:.1f}x real time")
+    return (f"{job.source} -> {job.out}{mix}: {human_duration(result.duration_s)}, "
+            f"key {result.key:+g}, {result.realtime_factor:.1f}x real time")
 
 
 # -- parallel workers: each process loads the model once -------------------------------------------
