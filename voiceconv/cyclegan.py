@@ -23,7 +23,6 @@ from torch import nn
 
 from voiceconv import losses
 from voiceconv.errors import FeatureConfigMismatch
-from voiceconv.features import FeatureConfig
 from voiceconv.melcep import MCD_CONSTANT, frame_mcd, mel_cepstrum
 from voiceconv.models import Generator, GeneratorConfig, PatchDiscriminator, fif_mask
 from voiceconv.models.generator import PAPER
@@ -111,28 +110,20 @@ class CycleGANVC(PairConversion, ExactResume, L.LightningModule):
     # -- setup and checkpoints ----------------------------------------------------------------
 
     @property
-    def feature_config(self) -> FeatureConfig | None:
-        fc = self.hparams.feature_config
-        return FeatureConfig.from_dict(fc) if fc is not None else None
-
-    @property
     def singer_stats(self) -> dict[str, Any] | None:
         return self.hparams.singer_stats
 
     def setup(self, stage: str) -> None:
         """Take the feature config and singer stats from the data, or check they agree."""
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
-        if datamodule is None:
+        data_config = self.data_feature_config()
+        if data_config is None:
             return
-        data_config = datamodule.feature_config
-        if self.feature_config is not None:
-            self.feature_config.require_same(data_config, "model", "data")
         if data_config.n_mels != self.generator_config.n_mels:
             raise FeatureConfigMismatch(f"feature config mismatch (n_mels: model "
                                         f"{self.generator_config.n_mels} vs data "
                                         f"{data_config.n_mels})")
         self.hparams.feature_config = data_config.to_dict()
-        self.hparams.singer_stats = datamodule.singer_stats
+        self.hparams.singer_stats = self.trainer.datamodule.singer_stats
 
     def own_rngs(self) -> dict[str, torch.Generator]:
         return {"mask": self.mask_rng}

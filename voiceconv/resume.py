@@ -12,9 +12,24 @@ from voiceconv.features import FeatureConfig
 
 
 class ExactResume:
-    """LightningModule mixin; the module provides `own_rngs()` and `feature_config`."""
+    """LightningModule mixin; the module provides `own_rngs()` and keeps its feature config
+    as a plain dict in `hparams.feature_config` (None until fitted)."""
 
-    feature_config: FeatureConfig | None
+    @property
+    def feature_config(self) -> FeatureConfig | None:
+        fc = self.hparams.feature_config
+        return FeatureConfig.from_dict(fc) if fc is not None else None
+
+    def data_feature_config(self) -> FeatureConfig | None:
+        """The trainer's datamodule's feature config (None without one), refused if the model
+        already holds another; call from `setup`, then store it in `hparams.feature_config`."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        if datamodule is None:
+            return None
+        data_config = datamodule.feature_config
+        if self.feature_config is not None:
+            self.feature_config.require_same(data_config, "model", "data")
+        return data_config
 
     def own_rngs(self) -> dict[str, torch.Generator]:
         raise NotImplementedError

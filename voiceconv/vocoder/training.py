@@ -209,18 +209,10 @@ class NSFHiFiGANTraining(ExactResume, L.LightningModule):
         self.mel_transform: LogMelSpectrogram | None = None
         self._last_step_time: float | None = None
 
-    @property
-    def feature_config(self) -> FeatureConfig | None:
-        fc = self.hparams.feature_config
-        return FeatureConfig.from_dict(fc) if fc is not None else None
-
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
-        if datamodule is None:
+        data_config = self.data_feature_config()
+        if data_config is None:
             return
-        data_config = datamodule.feature_config
-        if self.feature_config is not None:
-            self.feature_config.require_same(data_config, "model", "data")
         if self.hparams.init_from_universal:
             PRESETS["hifigan-22k"].require_same(data_config, "universal HiFi-GAN", "data",
                                                 ignore=F0_FIELDS)
