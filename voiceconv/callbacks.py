@@ -19,7 +19,6 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_info
 
 from voiceconv.fileio import atomic_path
-from voiceconv.pair import PairConversion
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -83,10 +82,12 @@ class LastCheckpoint(L.Callback):
         trainer.should_stop = True
 
 
-class ConversionPreviews(L.Callback):
-    """Every `every_n_steps` steps, convert the first validation pair A->B, B->A and back,
-    and keep what a person would rather see and hear than read: a PNG of the five mel
-    spectrograms and their renderings, in `<experiment>/previews/step_N/` and in wandb.
+class Previews(L.Callback):
+    """Every `every_n_steps` steps, ask the module for the log-mels worth looking at
+    (`preview_mels(val_set)`: a pair's conversions A->B, B->A and back; a pretraining's masked
+    input and reconstruction) and keep what a person would rather see and hear than read: a
+    PNG of the mel spectrograms and their renderings, in `<experiment>/previews/step_N/` and
+    in wandb. Modules without `preview_mels` (vocoders) get none.
 
     `vocoder` is a name or checkpoint of a vocoder that takes its pitch from the mel
     (validation mels come without F0): griffin-lim (32 iterations, fast) or hifigan-universal.
@@ -117,20 +118,12 @@ class ConversionPreviews(L.Callback):
                            outputs: Any, batch: Any, batch_idx: int) -> None:
         step = trainer.global_step
         if self.every_n_steps <= 0 or step % self.every_n_steps or not trainer.is_global_zero \
-                or not isinstance(pl_module, PairConversion):  # e.g. a vocoder
+                or not hasattr(pl_module, "preview_mels"):
             return
-        pair = trainer.datamodule.val_set[0]
         was_training = pl_module.training
         pl_module.eval()
         with torch.no_grad():
-            a, b = pair["a"][None].to(pl_module.device), pair["b"][None].to(pl_module.device)
-            fake_b = pl_module.g_ab(a)
-            fake_a = pl_module.g_ba(b)
-            mels = {"A": pl_module.denormalise(a, "a"),
-                    "A to B": pl_module.denormalise(fake_b, "b"),
-                    "A to B to A": pl_module.denormalise(pl_module.g_ba(fake_b), "a"),
-                    "B": pl_module.denormalise(b, "b"),
-                    "B to A": pl_module.denormalise(fake_a, "a")}
+            mels = pl_module.preview_mels(trainer.datamodule.val_set)
         pl_module.train(was_training)
         self.write(step, {k: v[0].float().cpu() for k, v in mels.items()}, pl_module, trainer)
 

@@ -12,6 +12,7 @@ COMMANDS = {
     "prep": ("data_prep.cli", "prepare a singing corpus: stems -> segments and features"),
     "eval": ("voiceconv.evaluate", "measure converted singing: metrics.json and report.html"),
     "fit": ("voiceconv.train", "train a model from a YAML config (resumable: --ckpt_path last)"),
+    "pretrain": ("voiceconv.pretrain", "pretrain the encoder on many singers (a base for fit)"),
     "convert": ("voiceconv.convert", "convert vocal stems (files or folders) with a fitted model"),
 }
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from voiceconv import losses
@@ -28,6 +29,7 @@ from voiceconv.models import Generator, GeneratorConfig, PatchDiscriminator, fif
 from voiceconv.models.generator import PAPER
 from voiceconv.pair import PairConversion, read_checkpoint
 from voiceconv.resume import ExactResume
+from voiceconv.transfer import TransferConfig, load_base
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,10 @@ class CycleGANVC(PairConversion, ExactResume, L.LightningModule):
         optimizer: Adam settings and the linear learning-rate decay.
         max_masked_frames: FIF masking hides up to this many consecutive source frames.
         seed: seeds weights and the masking RNG (data has its own seed).
+        init_from: a `voiceconv pretrain` base checkpoint: its encoder (and decoder, where
+            the generator configs match) initialise both generators when training starts.
+        transfer: the fine-tuning schedule (encoders frozen for K steps, then a fraction of
+            the learning rate); only with `init_from`.
         feature_config, singer_stats: filled in from the data at fit time and kept in the
             checkpoint, so conversion needs nothing but the checkpoint.
     """
@@ -86,7 +92,8 @@ class CycleGANVC(PairConversion, ExactResume, L.LightningModule):
                  discriminator: DiscriminatorConfig = DiscriminatorConfig(),
                  loss: LossWeights = LossWeights(),
                  optimizer: OptimizerConfig = OptimizerConfig(),
-                 max_masked_frames: int = 25, seed: int = 0,
+                 max_masked_frames: int = 25, seed: int = 0, init_from: str | None = None,
+                 transfer: TransferConfig = TransferConfig(),  # noqa: B008 - frozen
                  feature_config: dict[str, Any] | None = None,
                  singer_stats: dict[str, Any] | None = None) -> None:
         super().__init__()
@@ -97,7 +104,7 @@ class CycleGANVC(PairConversion, ExactResume, L.LightningModule):
                 self.hparams[key] = dataclasses.asdict(value)
         self.automatic_optimization = False
         self.generator_config, self.loss_weights = generator, loss
-        self.optimizer_config = optimizer
+        self.optimizer_config, self.transfer = optimizer, transfer
         torch.manual_seed(seed)
         self.g_ab, self.g_ba = Generator(generator), Generator(generator)
         self.d_a, self.d_b = (PatchDiscriminator(**dataclasses.asdict(discriminator))
@@ -128,14 +135,46 @@ class CycleGANVC(PairConversion, ExactResume, L.LightningModule):
     def own_rngs(self) -> dict[str, torch.Generator]:
         return {"mask": self.mask_rng}
 
+    def on_fit_start(self) -> None:
+        # Here rather than in setup: only now does the trainer know whether it resumes from a
+        # checkpoint (whose weights, restored already, must stay).
+        path = self.hparams.init_from
+        if not path or self.trainer.ckpt_path is not None:
+            return
+        base = load_base(path, self.generator_config, self.feature_config)
+        for g in (self.g_ab, self.g_ba):
+            g.encoder.load_state_dict(base.encoder)
+            if base.decoder is not None:
+                g.decoder.load_state_dict(base.decoder)
+        rank_zero_info(f"init_from {path}: {base.note}")
+
+    @property
+    def encoders(self) -> list[nn.Parameter]:
+        return [*self.g_ab.encoder.parameters(), *self.g_ba.encoder.parameters()]
+
+    def freeze_encoders(self, step: int) -> bool:
+        """Freeze the encoders before `transfer.freeze_encoder_steps`, unfreeze them after; a
+        frozen parameter gets no gradient, so Adam neither moves it nor keeps state for it.
+        A function of the step alone, so a resumed run is in the right phase."""
+        frozen = bool(self.hparams.init_from) and step < self.transfer.freeze_encoder_steps
+        for p in self.encoders:
+            p.requires_grad_(not frozen)
+        return frozen
+
     # -- optimisation ---------------------------------------------------------------------------
 
     def configure_optimizers(self):
         cfg = self.optimizer_config
         betas = (cfg.beta1, cfg.beta2)
-        generators = [*self.g_ab.parameters(), *self.g_ba.parameters()]
+        encoders = set(self.encoders)
+        rest = [p for g in (self.g_ab, self.g_ba) for p in g.parameters() if p not in encoders]
         discriminators = [p for d in self.discriminators for p in d.parameters()]
-        opt_g = torch.optim.Adam(generators, lr=cfg.lr_generator, betas=betas)
+        # Two groups: the decoders (and all of a generator trained from scratch) at the base
+        # rate, the encoders at their own (discriminative learning rates for transfer).
+        scale = self.transfer.encoder_lr_scale if self.hparams.init_from else 1.0
+        opt_g = torch.optim.Adam([{"params": rest}, {"params": self.encoders,
+                                                      "lr": cfg.lr_generator * scale}],
+                                 lr=cfg.lr_generator, betas=betas)
         opt_d = torch.optim.Adam(discriminators, lr=cfg.lr_discriminator, betas=betas)
         total = self.trainer.max_steps if self._trainer and self.trainer.max_steps > 0 else 0
         steps = cfg.decay_steps or max(total - cfg.decay_after_step, 1)
@@ -158,6 +197,7 @@ class CycleGANVC(PairConversion, ExactResume, L.LightningModule):
         sched_g, sched_d = self.lr_schedulers()
         w = self.loss_weights
         n, frames = real_a.shape[0], real_a.shape[-1]
+        frozen = self.freeze_encoders(self.global_step)
         mask_a = fif_mask(n, frames, self.hparams.max_masked_frames, self.mask_rng, self.device)
         mask_b = fif_mask(n, frames, self.hparams.max_masked_frames, self.mask_rng, self.device)
 
@@ -216,6 +256,8 @@ class CycleGANVC(PairConversion, ExactResume, L.LightningModule):
                 "train/identity_weight": identity_weight,
                 "grad_norm/generators": g_grad_norm, "grad_norm/discriminators": d_grad_norm,
                 "lr/generators": opt_g.param_groups[0]["lr"],
+                "lr/encoders": opt_g.param_groups[1]["lr"],
+                "train/encoders_frozen": float(frozen),
                 "lr/discriminators": opt_d.param_groups[0]["lr"]}
         now = time.perf_counter()
         if self._last_step_time is not None:
@@ -225,6 +267,15 @@ class CycleGANVC(PairConversion, ExactResume, L.LightningModule):
         self._last_step_time = now
         self.log_dict(logs, prog_bar=False)
         self.log_dict({"g": g_loss, "d": d_loss}, prog_bar=True, logger=False)
+
+    def preview_mels(self, val_set) -> dict[str, torch.Tensor]:
+        """Log-mels of the first validation pair converted A->B, back, and B->A."""
+        pair = val_set[0]
+        a, b = pair["a"][None].to(self.device), pair["b"][None].to(self.device)
+        fake_b = self.g_ab(a)
+        return {"A": self.denormalise(a, "a"), "A to B": self.denormalise(fake_b, "b"),
+                "A to B to A": self.denormalise(self.g_ba(fake_b), "a"),
+                "B": self.denormalise(b, "b"), "B to A": self.denormalise(self.g_ba(b), "a")}
 
     # -- validation -----------------------------------------------------------------------------
 
@@ -284,6 +335,7 @@ def load_model(path: str, map_location: str | torch.device = "cpu") -> CycleGANV
         discriminator=DiscriminatorConfig(**hp["discriminator"]),
         loss=LossWeights(**hp["loss"]), optimizer=OptimizerConfig(**hp["optimizer"]),
         max_masked_frames=hp["max_masked_frames"], seed=hp["seed"],
+        init_from=hp.get("init_from"), transfer=TransferConfig(**hp.get("transfer", {})),
         feature_config=hp["feature_config"], singer_stats=hp["singer_stats"])
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval()

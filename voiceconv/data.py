@@ -134,7 +134,8 @@ class ValidationPairs(Dataset):
         if not pairs:
             raise VoiceconvError(f"no validation pairs of {a.name!r} and {b.name!r}"
                                  + (" (parallel: no melody sung by both)" if parallel else ""))
-        self.pairs = [(_trim(x, max_frames), _trim(y, max_frames)) for x, y in pairs[:max_pairs]]
+        self.pairs = [(trim_frames(x, max_frames), trim_frames(y, max_frames))
+                      for x, y in pairs[:max_pairs]]
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -144,7 +145,7 @@ class ValidationPairs(Dataset):
         return {"a": torch.from_numpy(a), "b": torch.from_numpy(b)}
 
 
-def _trim(mel: np.ndarray, max_frames: int) -> np.ndarray:
+def trim_frames(mel: np.ndarray, max_frames: int) -> np.ndarray:
     n = min(mel.shape[1], max_frames) // 4 * 4
     return np.ascontiguousarray(mel[:, :n])
 

@@ -25,8 +25,8 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 
 from voiceconv.callbacks import (
     AtomicCheckpointIO,
-    ConversionPreviews,
     LastCheckpoint,
+    Previews,
     ResumableCSVLogger,
 )
 
@@ -81,8 +81,8 @@ class VoiceconvCLI(LightningCLI):
                             filename="best-step{step:07d}-" + _safe(cfg.monitor) + "{"
                             + cfg.monitor + ":.3f}"),
             LastCheckpoint(str(ckpt_dir / "last.ckpt")),
-            *([ConversionPreviews(str(exp_dir / "previews"), cfg.preview_every_n_steps,
-                                  cfg.preview_vocoder)]
+            *([Previews(str(exp_dir / "previews"), cfg.preview_every_n_steps,
+                        cfg.preview_vocoder)]
               if cfg.preview_every_n_steps > 0 else []),
         ]
         return super().instantiate_trainer(**kwargs)

@@ -2,14 +2,17 @@
 # voiceconv demo: the bundled NIT-F001 singer (A) and PJS singer (B), CPU-sized.
 #
 # Usage: recipes/demo/run.sh [--stage N] [--stop-stage M] [--jobs N] [--exp NAME]
-#                            [--prep-config FILE] [--model small|paper] [--fit-steps N]
+#                            [--prep-config FILE] [--model small|paper] [--pretrain-steps N]
+#                            [--fit-steps N]
 #                            [--vocoder world|griffin-lim|hifigan-universal|nsf]
 #                            [--vocoder-steps N]
 # Stages:
 #   0  data dirs: Kaldi-style train/ and held-out test/ lists of the bundled songs
 #   1  prep: ingest, clean, segment, features, stats (resumable; reruns skip finished work)
-#   2  (pretrained encoders: not in this version; stage 3 trains from scratch)
-#   3  fit the CycleGAN, NIT-F001 (A) <-> PJS (B) (resumes from its last.ckpt)
+#   2  pretrain the encoder on the bundled singers' training songs (masked reconstruction;
+#      the base is checkpoints/<exp>-base/checkpoints/last.ckpt; --pretrain-steps 0 skips it)
+#   3  fit the CycleGAN, NIT-F001 (A) <-> PJS (B), from the base if there is one (resumes
+#      from its last.ckpt)
 #   4  vocoder: training-free WORLD by default; --vocoder nsf fine-tunes NSF-HiFi-GAN from
 #      the universal HiFi-GAN (slow on a CPU: about 5 s per step)
 #   5  convert the held-out songs: A's to B's voice and B's to A's
@@ -25,6 +28,7 @@ jobs=$(nproc 2>/dev/null || echo 1)
 exp=demo
 prep_config=conf/prep.yaml
 model=small
+pretrain_steps=300
 fit_steps=600
 vocoder=world
 vocoder_steps=400
@@ -33,6 +37,7 @@ vocoder_steps=400
 
 dump=dump/${exp}
 exp_dir=../../checkpoints/${exp}
+base=../../checkpoints/${exp}-base/checkpoints/last.ckpt
 
 if stage_enabled 0; then
     log "stage 0: data dirs from audio/ (held-out songs go to data/test)"
@@ -45,15 +50,22 @@ if stage_enabled 1; then
     log "features: ${dump}/prep/manifest.jsonl; rejects: ${dump}/prep/rejects.jsonl"
 fi
 
-if stage_enabled 2; then
-    log "stage 2: pretrained encoders are not part of this version; stage 3 trains from scratch"
+if stage_enabled 2 && [ "${pretrain_steps}" -gt 0 ]; then
+    log "stage 2: pretrain the encoder (${model}, ${pretrain_steps} steps); rerun to resume"
+    run voiceconv pretrain --config "../common/conf/pretrain_${model}.yaml" \
+        --config conf/pretrain.yaml --data.init_args.prep_dirs "[${dump}/prep]" \
+        --experiment "${exp}-base" --trainer.max_steps "${pretrain_steps}" --ckpt_path last
 fi
 
 if stage_enabled 3; then
-    log "stage 3: fit (${model}, ${fit_steps} steps); rerun to resume"
+    init=()
+    if [ "${pretrain_steps}" -gt 0 ] && [ -f "${base}" ]; then
+        init=(--model.init_args.init_from "${base}")
+    fi
+    log "stage 3: fit (${model}, ${fit_steps} steps, ${init[1]:-from scratch}); rerun to resume"
     run voiceconv fit --config "../common/conf/cyclegan_${model}.yaml" --config conf/fit.yaml \
         --data.init_args.prep_dir "${dump}/prep" --experiment "${exp}" \
-        --trainer.max_steps "${fit_steps}" --ckpt_path last
+        --trainer.max_steps "${fit_steps}" --ckpt_path last "${init[@]}"
 fi
 
 vocoder_choice=${vocoder}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Pretrain the generator's encoder on a pool of singers: the base every pair fine-tunes from
+# (`voiceconv fit ... --model.init_args.init_from <base>`). Here the pool is every real singer
+# in ../shared/data/singing (minus the held-out evaluation songs) and the six mbrola voices on
+# their training melodies; at scale, point --singing at a large `<corpus>/<singer>/` folder.
+#
+# Usage: recipes/pretrain/run.sh [--stage N] [--stop-stage M] [--singing DIR] [--mbrola DIR]
+#                                [--held-out "SONG ..."] [--model small|paper] [--steps N]
+#                                [--jobs N] [--exp NAME] [--pretrain-args "..."]
+# Stages:
+#   0  data dir: one Kaldi-style list of the whole pool (data/pool)
+#   1  prep: features and per-singer stats of the pool (resumable)
+#   2  pretrain (resumes from checkpoints/<exp>/checkpoints/last.ckpt if there is one); the
+#      base is that last.ckpt
+# On a cluster: recipes/slurm/pretrain.sbatch runs stage 2 with requeue on pre-emption.
+
+set -euo pipefail
+cd "$(dirname "$0")"
+
+stage=0
+stop_stage=100
+singing=../../../shared/data/singing
+mbrola=../../../shared/data/mbrola
+# The songs the demo and the benchmarks evaluate conversions on: never in the base.
+held_out="nitech_jp_song070_f001_029 pjs020_song"
+model=small
+steps=3000
+jobs=$(nproc 2>/dev/null || echo 1)
+exp=""
+pretrain_args=""
+
+. ../common/lib.sh "$@"
+
+exp=${exp:-pretrain_pool_${model}}
+dump=dump/pool
+
+if stage_enabled 0; then
+    log "stage 0: pool data dir from ${singing} and ${mbrola}/train"
+    run local/data.sh "${singing}" "${mbrola}" data/pool "${held_out}"
+fi
+
+if stage_enabled 1; then
+    log "stage 1: prep the pool"
+    run voiceconv prep data/pool "${dump}/prep" --jobs "${jobs}" --config conf/prep.yaml
+fi
+
+if stage_enabled 2; then
+    log "stage 2: pretrain (${model}, ${steps} steps); rerun to resume"
+    # shellcheck disable=SC2086 # pretrain_args holds several options on purpose
+    run voiceconv pretrain --config "../common/conf/pretrain_${model}.yaml" \
+        --config conf/pretrain.yaml --data.init_args.prep_dirs "[${dump}/prep]" \
+        --experiment "${exp}" --trainer.max_steps "${steps}" --ckpt_path last ${pretrain_args}
+    log "base checkpoint: $(cd ../../checkpoints/${exp}/checkpoints && pwd)/last.ckpt"
+fi
+
+log "done (stages ${stage}..${stop_stage})"

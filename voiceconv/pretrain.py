@@ -1,0 +1,144 @@
+"""`voiceconv pretrain`: train the generator's encoder on a pool of many singers by masked
+spectrogram reconstruction, the filling-in-frames task of MaskCycleGAN-VC made harder: hide
+several random spans of frames of a normalised mel crop and reconstruct the whole crop. To fill
+a gap the encoder has to model how sung phones and notes continue, for any singer; that is what
+a pair's CycleGAN then starts from (`voiceconv fit --model.init_args.init_from BASE.ckpt`).
+
+The network is the CycleGAN generator itself (same `GeneratorConfig`): its decoder is the
+"light decoder" of the task, and the base checkpoint's encoder, and decoder where the shapes
+allow, load straight into both generators of a pair. Same logging, checkpointing, exact resume,
+SLURM and DDP as `voiceconv fit`, whose machinery this command is:
+
+    voiceconv pretrain --config recipes/common/conf/pretrain_small.yaml \
+        --config recipes/pretrain/conf/pretrain.yaml [--ckpt_path last] [--trainer.max_steps N]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import lightning as L
+import torch
+
+from voiceconv.models import Generator, GeneratorConfig, fif_mask
+from voiceconv.models.generator import SMALL
+from voiceconv.pair import read_checkpoint
+from voiceconv.resume import ExactResume
+
+
+class EncoderPretraining(ExactResume, L.LightningModule):
+    """Masked reconstruction of mel crops with a CycleGAN generator.
+
+    Args:
+        generator: the generator's sizes; a pair fine-tuned from this base must use the same.
+        max_masked_frames, mask_spans: each crop hides `mask_spans` random spans of up to
+            `max_masked_frames` frames (they may overlap).
+        masked_weight: the loss is L1 over all frames plus this weight times L1 over the
+            hidden frames (the part only context can tell).
+        lr, betas: Adam.
+        seed: seeds the weights and the masking RNG (data has its own seed).
+        feature_config: filled in from the data at fit time; a pair must match it.
+    """
+
+    def __init__(self, generator: GeneratorConfig = SMALL, max_masked_frames: int = 16,
+                 mask_spans: int = 3, masked_weight: float = 1.0, lr: float = 5e-4,
+                 beta1: float = 0.9, beta2: float = 0.999, seed: int = 0,
+                 feature_config: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        # Checkpoints hold plain data only, so they load with torch.load(weights_only=True).
+        self.hparams.generator = dataclasses.asdict(generator)
+        torch.manual_seed(seed)
+        self.generator = Generator(generator)
+        self.mask_rng = torch.Generator().manual_seed(seed + 1)
+        self._last_step_time: float | None = None
+
+    def setup(self, stage: str) -> None:
+        data_config = self.data_feature_config()
+        if data_config is not None:
+            self.hparams.feature_config = data_config.to_dict()
+
+    def own_rngs(self) -> dict[str, torch.Generator]:
+        return {"mask": self.mask_rng}
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        return torch.optim.Adam(self.generator.parameters(), lr=hp.lr,
+                                betas=(hp.beta1, hp.beta2))
+
+    def mask(self, mel: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+        hp = self.hparams
+        return fif_mask(mel.shape[0], mel.shape[-1], hp.max_masked_frames, rng, mel.device,
+                        spans=hp.mask_spans)
+
+    def reconstruction_losses(self, mel: torch.Tensor,
+                              mask: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(loss, its parts): L1 over all frames and over the hidden ones."""
+        error = (self.generator(mel, mask) - mel).abs().mean(1)  # (B, T)
+        hidden = 1.0 - mask[:, 0, 0]
+        parts = {"l1": error.mean(),
+                 "l1_masked": (error * hidden).sum() / hidden.sum().clamp(min=1.0)}
+        return parts["l1"] + self.hparams.masked_weight * parts["l1_masked"], parts
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        mel = batch["mel"]
+        loss, parts = self.reconstruction_losses(mel, self.mask(mel, self.mask_rng))
+        logs = {"train/loss": loss, **{f"train/{k}": v for k, v in parts.items()},
+                "lr/generator": self.optimizers().param_groups[0]["lr"]}
+        now = time.perf_counter()
+        if self._last_step_time is not None:
+            logs["throughput/samples_per_s"] = mel.shape[0] / (now - self._last_step_time)
+            logs["throughput/frames_per_s"] = mel.numel() / mel.shape[1] / (
+                now - self._last_step_time)
+        self._last_step_time = now
+        self.log_dict(logs)
+        self.log("loss", loss, prog_bar=True, logger=False)
+        return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        norms = [p.grad.norm() for p in self.generator.parameters() if p.grad is not None]
+        self.log("grad_norm/generator", torch.stack(norms).norm())
+
+    def held_out_losses(self, item: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The loss parts on one held-out segment, under the same masks at every call (so
+        the numbers compare across steps and against an untrained model)."""
+        mel = item["mel"][None].to(self.device)
+        rng = torch.Generator().manual_seed(int(item["index"]))
+        return self.reconstruction_losses(mel, self.mask(mel, rng))[1]
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        parts = self.held_out_losses(batch)
+        self.log_dict({f"val/{k}": v for k, v in parts.items()}, prog_bar=True,
+                      sync_dist=True, batch_size=1)
+
+    def preview_mels(self, val_set) -> dict[str, torch.Tensor]:
+        """Log-mels of the first held-out segment: masked, reconstructed, real (denormalised
+        with its singer's statistics, so they can be listened to)."""
+        item = val_set[0]
+        mel = item["mel"][None].to(self.device)
+        mask = self.mask(mel, torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            out = self.generator(mel, mask)
+        floor = mel.min()
+        mean, std = item["mean"].to(self.device), item["std"].to(self.device)
+        return {"masked input": mel.where(mask[:, 0] > 0, floor) * std + mean,
+                "reconstruction": out * std + mean, "real": mel * std + mean}
+
+
+def load_pretraining(path: str, map_location: str | torch.device = "cpu") -> EncoderPretraining:
+    """A pretraining run's model from its checkpoint, without unpickling code."""
+    checkpoint = read_checkpoint(path, map_location)
+    hp = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
+    hp["generator"] = GeneratorConfig(**hp["generator"])
+    model = EncoderPretraining(**hp)
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval()
+
+
+def main(argv: list[str], prog: str = "voiceconv pretrain") -> int:
+    """`voiceconv fit` with the pretraining's own default checkpoint metric."""
+    from voiceconv.train import main as fit_main
+
+    return fit_main(["--monitor", "val/l1_masked", *argv], prog=prog)
