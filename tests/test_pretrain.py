@@ -131,36 +131,34 @@ def part(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]
     return {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
 
 
-def test_fine_tune_loads_the_base_freezes_then_unfreezes(fit_config, base):
+def generators(checkpoint: dict) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in checkpoint["state_dict"].items() if k.startswith(("g_ab.", "g_ba."))}
+
+
+def test_fine_tune_freezes_unfreezes_and_resumes_in_the_right_phase(fit_config, base):
+    """Encoders frozen until step 3 of 5: bit-identical to the base and without optimizer
+    state while frozen, moving after; resumed inside (step 2) or after (step 4) the frozen
+    phase, the run equals the uninterrupted one."""
     base_state = torch.load(base, weights_only=True)["state_dict"]
     base_encoder = part(base_state, "generator.encoder.")
-    frozen = torch.load(fine_tune(fit_config, base, "frozen", 2), weights_only=True)
-    state = frozen["state_dict"]
+    frozen = torch.load(fine_tune(fit_config, base, "in-phase", 2), weights_only=True)
     for g in ("g_ab", "g_ba"):
-        assert max_difference(part(state, f"{g}.encoder."), base_encoder) == 0.0
+        assert max_difference(part(frozen["state_dict"], f"{g}.encoder."), base_encoder) == 0.0
     opt_g = frozen["optimizer_states"][0]
     encoder_ids = set(opt_g["param_groups"][1]["params"])
     assert opt_g["param_groups"][1]["lr"] == pytest.approx(0.1 * opt_g["param_groups"][0]["lr"])
     assert encoder_ids and not encoder_ids & set(opt_g["state"])  # no Adam state for them
 
-    # Resumed at step 2 (frozen phase) to 5: unfrozen from step 3, with state for them now.
-    resumed = torch.load(fine_tune(fit_config, base, "frozen", 5), weights_only=True)
-    assert encoder_ids <= set(resumed["optimizer_states"][0]["state"])
+    straight = torch.load(fine_tune(fit_config, base, "straight", 5), weights_only=True)
+    assert encoder_ids <= set(straight["optimizer_states"][0]["state"])
     for g in ("g_ab", "g_ba"):
-        assert max_difference(part(resumed["state_dict"], f"{g}.encoder."), base_encoder) > 0
+        assert max_difference(part(straight["state_dict"], f"{g}.encoder."), base_encoder) > 0
 
-
-def test_resuming_in_or_after_the_frozen_phase_equals_straight_training(fit_config, base):
-    def generators(path: Path) -> dict[str, torch.Tensor]:
-        state = torch.load(path, weights_only=True)["state_dict"]
-        return {k: v for k, v in state.items() if k.startswith(("g_ab.", "g_ba."))}
-
-    straight = generators(fine_tune(fit_config, base, "straight", 5))
-    fine_tune(fit_config, base, "in-phase", 2)  # stops frozen (freeze until step 3)
-    assert max_difference(straight, generators(fine_tune(fit_config, base, "in-phase", 5))) <= 1e-6
-    fine_tune(fit_config, base, "after-phase", 4)  # stops unfrozen
-    assert max_difference(straight,
-                          generators(fine_tune(fit_config, base, "after-phase", 5))) <= 1e-6
+    resumed = torch.load(fine_tune(fit_config, base, "in-phase", 5), weights_only=True)
+    assert max_difference(generators(straight), generators(resumed)) <= 1e-6
+    fine_tune(fit_config, base, "after-phase", 4)
+    resumed = torch.load(fine_tune(fit_config, base, "after-phase", 5), weights_only=True)
+    assert max_difference(generators(straight), generators(resumed)) <= 1e-6
 
 
 def test_decoders_load_only_where_the_whole_generator_config_matches(base):

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO
+import pytest
+import soundfile as sf
+import torch
+
+from tests.conftest import REPO, write_corpus
 
 DEMO = REPO / "recipes" / "demo"
 
 
-def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+def _run(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "OMP_NUM_THREADS": "1"}
     return subprocess.run(["bash", "run.sh", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=timeout)
 
 
 def _recipe_copy(tmp_path: Path) -> Path:
@@ -32,7 +38,7 @@ def test_stage_0_lists_training_and_held_out_songs(tmp_path):
     demo = _recipe_copy(tmp_path)
     done = _run("--stage", "0", "--stop-stage", "0", cwd=demo)
     assert done.returncode == 0, done.stderr
-    assert "run: local/data.sh audio data" in done.stderr  # every stage logs its command
+    assert "common/local/data.sh audio data" in done.stderr  # every stage logs its command
     train = (demo / "data/train/wav.scp").read_text().splitlines()
     test = (demo / "data/test/wav.scp").read_text().splitlines()
     assert len(train) == 21 and len(test) == 2
@@ -49,3 +55,81 @@ def test_stage_0_lists_training_and_held_out_songs(tmp_path):
 def test_unknown_option_is_refused(tmp_path):
     done = _run("--stgae", "1", cwd=_recipe_copy(tmp_path))
     assert done.returncode == 2 and "unknown option --stgae" in done.stderr
+
+
+def test_own_corpus_recipe_takes_a_kaldi_dir_and_names_what_is_missing(tmp_path):
+    demo = _recipe_copy(tmp_path)
+    own = demo.parent / "own_corpus"
+    shutil.copytree(REPO / "recipes" / "own_corpus", own)
+    missing = _run("--singer-a", "nit_f001", cwd=own)
+    assert missing.returncode == 2 and "--corpus is required" in missing.stderr
+    # The demo's data dir as a user's Kaldi-style corpus: songs held out by utterance id.
+    assert _run("--stage", "0", "--stop-stage", "0", cwd=demo).returncode == 0
+    done = _run("--corpus", str(demo / "data/train"), "--singer-a", "nit_f001",
+                "--singer-b", "pjs", "--held-out", "nit_f001-nitech_jp_song070_f001_004",
+                "--stage", "0", "--stop-stage", "0", cwd=own)
+    assert done.returncode == 0, done.stderr
+    assert (own / "data/test/utt2spk").read_text().split() == [
+        "nit_f001-nitech_jp_song070_f001_004", "nit_f001"]
+    assert len((own / "data/train/wav.scp").read_text().splitlines()) == 20
+    wrong = _run("--corpus", str(demo / "data/train"), "--singer-a", "a", "--singer-b", "b",
+                 "--held-out", "no_such_song", "--stage", "0", "--stop-stage", "0", cwd=own)
+    assert wrong.returncode != 0 and "held-out song no_such_song is not in" in wrong.stderr
+
+
+# Two training excerpts and the held-out song of each demo singer, 8-10 s each.
+E2E_AUDIO = [
+    ("nit_f001", "nitech_jp_song070_f001_004.flac", 1.0, 10.0),
+    ("nit_f001", "nitech_jp_song070_f001_007.flac", 1.0, 10.0),
+    ("nit_f001", "nitech_jp_song070_f001_029.flac", 1.0, 8.0),
+    ("pjs", "pjs001_song.flac", 0.5, 10.0),
+    ("pjs", "pjs002_song.flac", 0.5, 10.0),
+    ("pjs", "pjs020_song.flac", 0.5, 8.0),
+]
+TINY = ("--data.init_args.crop_frames 32 --data.init_args.batch_size 2 "
+        "--data.init_args.val_segments 1 --wandb false --preview_every_n_steps 0 "
+        "--trainer.val_check_interval 2 --checkpoint_every_n_steps 2 "
+        "--trainer.enable_progress_bar false")
+
+
+@pytest.mark.slow
+def test_the_demo_runs_every_stage_end_to_end_and_a_rerun_does_nothing(tmp_path):
+    demo = _recipe_copy(tmp_path)
+    audio = write_corpus(tmp_path / "audio", E2E_AUDIO)
+    prep = tmp_path / "prep.yaml"
+    prep.write_text("features: {f0_method: dio}\n")  # the F0 tracker ~25x faster than harvest
+    args = ["--corpus", str(audio), "--prep-config", str(prep), "--exp", "e2e", "--ngpu", "0",
+            "--pretrain-steps", "4", "--fit-steps", "4", "--pretrain-args", TINY,
+            "--fit-args", TINY]
+    done = _run(*args, cwd=demo, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for stage in range(7):  # every stage ran and logged its exact commands
+        assert f"stage {stage}:" in done.stderr
+    assert "run: voiceconv fit" in done.stderr and "--trainer.accelerator cpu" in done.stderr
+    exp = demo.parent.parent / "checkpoints"
+    assert len((demo / "dump/e2e/prep/manifest.jsonl").read_text().splitlines()) >= 4
+    base = exp / "e2e-base" / "checkpoints" / "last.ckpt"
+    assert torch.load(base, weights_only=True)["global_step"] == 4
+    model = torch.load(exp / "e2e" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert model["global_step"] == 4
+    assert model["hyper_parameters"]["init_from"].endswith("e2e-base/checkpoints/last.ckpt")
+    for direction, song, seconds in (("a2b", "nitech_jp_song070_f001_029", 8.0),
+                                     ("b2a", "pjs020_song", 8.0)):
+        converted = exp / "e2e" / "converted" / direction / f"{song}.wav"
+        assert sf.info(converted).duration == pytest.approx(seconds, abs=0.01)
+        report = exp / "e2e" / "eval" / direction
+        assert (report / "report.html").stat().st_size > 1000
+        metrics = json.loads((report / "metrics.json").read_text())
+        assert metrics, direction
+    assert "reports:" in done.stderr and "converted songs:" in done.stderr
+
+    again = _run(*args, cwd=demo, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "nothing to do" in again.stderr and "run: " not in again.stderr
+    # Asking for more training reruns only what that changes: the fit (resumed) and after.
+    more = _run(*args, "--fit-steps", "6", "--stage", "3", "--stop-stage", "3", cwd=demo,
+                timeout=300)
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert "run: voiceconv fit" in more.stderr and "stage 4" not in more.stderr
+    assert torch.load(exp / "e2e" / "checkpoints" / "last.ckpt",
+                      weights_only=True)["global_step"] == 6

@@ -3,6 +3,13 @@
 
 log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0")) $*" >&2; }
 
+# Options every recipe takes (run.sh may override the defaults before sourcing this file):
+#   --force true   rerun commands that already succeeded (see run below)
+#   --ngpu N       0: train on the CPU; N > 0: on N GPUs (DDP when N > 1); unset: the
+#                  trainer config decides (accelerator auto)
+force=${force:-false}
+ngpu=${ngpu:-}
+
 # `--some-option value` sets $some_option, which run.sh must have defined (as Kaldi's
 # parse_options.sh does), so a typo is an error instead of a silently ignored flag.
 while [ $# -gt 0 ]; do
@@ -23,8 +30,50 @@ done
 # stage_enabled N: whether stage N lies within --stage .. --stop-stage.
 stage_enabled() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
 
-# run CMD...: log the exact command, then run it.
-run() { log "run: $*"; "$@"; }
+# run CMD...: log the exact command, then run it, unless this very command (same arguments,
+# same folder) already succeeded: a marker named by its hash is written under .done/ only after
+# success, so an interrupted recipe reruns exactly what did not finish, and a finished one does
+# nothing. Commands that resume by themselves (prep, fit) then continue where they stopped.
+commands_run=0
+commands_skipped=0
+run() {
+    local marker
+    marker=.done/$(printf '%s\0' "${PWD}" "$@" | sha1sum | cut -c1-16)
+    if [ "${force}" != true ] && [ -f "${marker}" ]; then
+        log "done already: $*"
+        commands_skipped=$((commands_skipped + 1))
+        return 0
+    fi
+    log "run: $*"
+    "$@"
+    mkdir -p .done
+    printf '%s\n' "$*" > "${marker}.tmp" && mv "${marker}.tmp" "${marker}"
+    commands_run=$((commands_run + 1))
+}
+
+# trainer_args: the trainer options that --ngpu asks for (none when it is unset).
+trainer_args() {
+    if [ -z "${ngpu}" ]; then
+        return 0
+    elif [ "${ngpu}" -eq 0 ]; then
+        echo "--trainer.accelerator cpu --trainer.devices 1"
+    elif [ "${ngpu}" -eq 1 ]; then
+        echo "--trainer.accelerator gpu --trainer.devices 1"
+    else
+        echo "--trainer.accelerator gpu --trainer.devices ${ngpu} --trainer.strategy ddp"
+    fi
+}
+
+# finish: the last line of every recipe.
+finish() {
+    if [ "${commands_run}" -eq 0 ] && [ "${commands_skipped}" -gt 0 ]; then
+        log "nothing to do: every command of stages ${stage}..${stop_stage} already succeeded" \
+            "(--force true reruns them)"
+    else
+        log "done (stages ${stage}..${stop_stage}: ${commands_run} run," \
+            "${commands_skipped} done already)"
+    fi
+}
 
 if ! command -v voiceconv >/dev/null 2>&1; then
     log "error: 'voiceconv' is not on PATH; install it first: pip install -e <repo>"

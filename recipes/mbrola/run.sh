@@ -5,7 +5,7 @@
 #
 # Usage: recipes/mbrola/run.sh [--stage N] [--stop-stage M] [--corpus DIR] [--source us2]
 #                              [--target us3] [--model small|paper] [--jobs N] [--exp NAME]
-#                              [--fit-args "..."]
+#                              [--fit-args "..."] [--ngpu N] [--force true]
 # Stages:
 #   0  data dirs: Kaldi-style train/ (disjoint melodies per voice) and dev/ (parallel)
 #   1  prep: features and stats of train and dev
@@ -54,7 +54,7 @@ if stage_enabled 2; then
         --data.init_args.prep_dir "${dump}/prep_train" \
         --data.init_args.val_prep_dir "${dump}/prep_dev" \
         --data.init_args.singer_a "${source}" --data.init_args.singer_b "${target}" \
-        --experiment "${exp}" --ckpt_path last ${fit_args}
+        --experiment "${exp}" --ckpt_path last $(trainer_args) ${fit_args}
 fi
 
 if stage_enabled 3; then
@@ -63,4 +63,4 @@ if stage_enabled 3; then
         "../../checkpoints/${exp}/score"
 fi
 
-log "done (stages ${stage}..${stop_stage})"
+finish

@@ -6,7 +6,8 @@
 #
 # Usage: recipes/pretrain/run.sh [--stage N] [--stop-stage M] [--singing DIR] [--mbrola DIR]
 #                                [--held-out "SONG ..."] [--model small|paper] [--steps N]
-#                                [--jobs N] [--exp NAME] [--pretrain-args "..."]
+#                                [--jobs N] [--exp NAME] [--pretrain-args "..."] [--ngpu N]
+#                                [--force true]
 # Stages:
 #   0  data dir: one Kaldi-style list of the whole pool (data/pool)
 #   1  prep: features and per-singer stats of the pool (resumable)
@@ -49,8 +50,9 @@ if stage_enabled 2; then
     # shellcheck disable=SC2086 # pretrain_args holds several options on purpose
     run voiceconv pretrain --config "../common/conf/pretrain_${model}.yaml" \
         --config conf/pretrain.yaml --data.init_args.prep_dirs "[${dump}/prep]" \
-        --experiment "${exp}" --trainer.max_steps "${steps}" --ckpt_path last ${pretrain_args}
+        --experiment "${exp}" --trainer.max_steps "${steps}" --ckpt_path last $(trainer_args) \
+        ${pretrain_args}
     log "base checkpoint: $(cd ../../checkpoints/${exp}/checkpoints && pwd)/last.ckpt"
 fi
 
-log "done (stages ${stage}..${stop_stage})"
+finish

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Kaldi-style data dirs <out>/{train,test}/{wav.scp,utt2spk} from a corpus, holding out songs
+# for conversion and evaluation. CORPUS is either
+#   a folder <corpus>/<singer>/**/<song>.{flac,wav,ogg,mp3,aiff,aif} (singer = first folder), or
+#   a Kaldi-style data dir (wav.scp + utt2spk; a "song" is then an utterance id).
+# A song is held out when its name (file name without extension, or utterance id) is listed.
+# Usage: data.sh CORPUS OUT "HELD_OUT_SONG ..."
+set -euo pipefail
+corpus=$1
+out=$2
+held_out=${3:-}
+
+for split in train test; do
+    mkdir -p "${out}/${split}"
+    : > "${out}/${split}/.wav.scp.tmp"
+    : > "${out}/${split}/.utt2spk.tmp"
+done
+add() {  # utt singer path song
+    local split=train
+    case " ${held_out} " in *" $4 "*) split=test ;; esac
+    echo "$1 $3" >> "${out}/${split}/.wav.scp.tmp"
+    echo "$1 $2" >> "${out}/${split}/.utt2spk.tmp"
+}
+
+if [ -f "${corpus}/wav.scp" ] && [ -f "${corpus}/utt2spk" ]; then
+    while read -r utt path; do
+        singer=$(awk -v u="${utt}" '$1 == u { print $2; exit }' "${corpus}/utt2spk")
+        if [ -z "${singer}" ]; then
+            echo "$0: error: ${utt} is in wav.scp but not in utt2spk" >&2
+            exit 1
+        fi
+        add "${utt}" "${singer}" "${path}" "${utt}"
+    done < "${corpus}/wav.scp"
+elif [ -d "${corpus}" ]; then
+    while IFS= read -r path; do
+        relative=${path#"${corpus%/}"/}
+        singer=${relative%%/*}
+        song=$(basename "${path}")
+        song=${song%.*}
+        case "${path}" in *" "*)
+            echo "$0: error: spaces in paths are not supported: ${path}" >&2; exit 1 ;;
+        esac
+        add "${singer}-${song}" "${singer}" "$(realpath "${path}")" "${song}"
+    done < <(find -L "${corpus}" -mindepth 2 -type f \
+                 \( -iname '*.flac' -o -iname '*.wav' -o -iname '*.ogg' -o -iname '*.mp3' \
+                    -o -iname '*.aiff' -o -iname '*.aif' \) | LC_ALL=C sort)
+else
+    echo "$0: error: ${corpus} is neither a folder of <singer>/<song> files nor a Kaldi data dir" >&2
+    exit 1
+fi
+
+if [ ! -s "${out}/train/.wav.scp.tmp" ]; then
+    echo "$0: error: no audio found in ${corpus} (expected <singer>/<song>.flac ...)" >&2
+    exit 1
+fi
+for name in ${held_out}; do
+    if ! grep -q -- "-${name} \|^${name} " "${out}/test/.wav.scp.tmp"; then
+        echo "$0: error: held-out song ${name} is not in ${corpus}" >&2
+        exit 1
+    fi
+done
+for split in train test; do
+    # Renamed only when complete: an interrupted stage never leaves a half list behind.
+    mv "${out}/${split}/.wav.scp.tmp" "${out}/${split}/wav.scp"
+    mv "${out}/${split}/.utt2spk.tmp" "${out}/${split}/utt2spk"
+    echo "$0: ${out}/${split}: $(wc -l < "${out}/${split}/wav.scp") songs" >&2
+done

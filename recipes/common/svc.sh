@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# The singing-voice-conversion recipe every corpus recipe runs (as ESPnet's run.sh calls its
+# task script): a recipe's run.sh cds into its folder (conf/ and outputs live there) and calls
+#   ../common/svc.sh --corpus DIR --singer-a A --singer-b B --held-out "SONG ..." [options]
+#
+# Options: [--stage N] [--stop-stage M] [--exp NAME] [--jobs N] [--ngpu N] [--force true]
+#          [--prep-config FILE] [--model small|paper] [--pretrain-steps N] [--base CKPT]
+#          [--fit-steps N] [--vocoder world|griffin-lim|hifigan-universal|nsf]
+#          [--vocoder-steps N] [--pretrain-args "..."] [--fit-args "..."] [--vocoder-args "..."]
+# --*-args pass options through to that stage's command (e.g. --fit-args
+# "--model.init_args.loss.cycle 5"). Every command is logged as it runs, and one that already
+# succeeded is skipped: a rerun of a finished recipe does nothing and says so, an interrupted
+# one reruns what did not finish (prep and training resume where they stopped);
+# --force true reruns everything in the stage range.
+# Stages:
+#   0  data dirs: Kaldi-style train/ and held-out test/ lists of the corpus (data/)
+#   1  prep: ingest, clean, segment, features, stats (dump/<exp>/prep; resumable)
+#   2  pretrain the encoder on the corpus's singers (masked reconstruction; the base is
+#      checkpoints/<exp>-base/checkpoints/last.ckpt); skipped with --pretrain-steps 0 or
+#      when --base names a base made elsewhere (recipes/pretrain/)
+#   3  fit the CycleGAN A <-> B, from the base if there is one (resumes from its last.ckpt)
+#   4  vocoder: training-free WORLD by default; --vocoder nsf fine-tunes NSF-HiFi-GAN from
+#      the universal HiFi-GAN on the corpus (slow on a CPU: about 5 s per step)
+#   5  convert the held-out songs: A's to B's voice and B's to A's (checkpoints/<exp>/converted)
+#   6  eval: F0 kept (against the source), speaker similarity to the target (another held-out
+#      song of the target stands for its voice); checkpoints/<exp>/eval/*/report.html
+
+set -euo pipefail
+common=$(cd "$(dirname "$0")" && pwd)
+
+stage=0
+stop_stage=100
+corpus=""
+singer_a=""
+singer_b=""
+held_out=""
+jobs=$(nproc 2>/dev/null || echo 1)
+exp=svc
+prep_config=conf/prep.yaml
+model=small
+pretrain_steps=300
+base=""
+fit_steps=600
+vocoder=world
+vocoder_steps=400
+pretrain_args=""
+fit_args=""
+vocoder_args=""
+
+. "${common}/lib.sh" "$@"
+
+for required in corpus singer_a singer_b held_out; do
+    if [ -z "${!required}" ]; then
+        log "error: --${required//_/-} is required"
+        exit 2
+    fi
+done
+dump=dump/${exp}
+exp_dir=../../checkpoints/${exp}
+if [ -z "${base}" ] && [ "${pretrain_steps}" -gt 0 ]; then
+    base=../../checkpoints/${exp}-base/checkpoints/last.ckpt
+fi
+
+if stage_enabled 0; then
+    log "stage 0: data dirs from ${corpus} (held-out songs go to data/test)"
+    run "${common}/local/data.sh" "${corpus}" data "${held_out}"
+fi
+
+if stage_enabled 1; then
+    log "stage 1: prep (train)"
+    run voiceconv prep data/train "${dump}/prep" --jobs "${jobs}" --config "${prep_config}"
+    log "features: ${dump}/prep/manifest.jsonl; rejects: ${dump}/prep/rejects.jsonl"
+fi
+
+if stage_enabled 2; then
+    if [ "${pretrain_steps}" -gt 0 ] && [ "${base}" = "../../checkpoints/${exp}-base/checkpoints/last.ckpt" ]; then
+        log "stage 2: pretrain the encoder (${model}, ${pretrain_steps} steps); rerun to resume"
+        # shellcheck disable=SC2046,SC2086 # option lists split into words on purpose
+        run voiceconv pretrain --config "../common/conf/pretrain_${model}.yaml" \
+            --config conf/pretrain.yaml --data.init_args.prep_dirs "[${dump}/prep]" \
+            --experiment "${exp}-base" --trainer.max_steps "${pretrain_steps}" --ckpt_path last \
+            $(trainer_args) ${pretrain_args}
+    else
+        log "stage 2: nothing to pretrain (base: ${base:-none})"
+    fi
+fi
+
+if stage_enabled 3; then
+    init=()
+    if [ -n "${base}" ]; then
+        init=(--model.init_args.init_from "${base}")
+    fi
+    log "stage 3: fit ${singer_a} <-> ${singer_b} (${model}, ${fit_steps} steps," \
+        "${init[1]:-from scratch}); rerun to resume"
+    # shellcheck disable=SC2046,SC2086 # option lists split into words on purpose
+    run voiceconv fit --config "../common/conf/cyclegan_${model}.yaml" --config conf/fit.yaml \
+        --data.init_args.prep_dir "${dump}/prep" --data.init_args.singer_a "${singer_a}" \
+        --data.init_args.singer_b "${singer_b}" --experiment "${exp}" \
+        --trainer.max_steps "${fit_steps}" --ckpt_path last "${init[@]}" \
+        $(trainer_args) ${fit_args}
+fi
+
+vocoder_choice=${vocoder}
+if [ "${vocoder}" = nsf ]; then
+    vocoder_choice=../../checkpoints/${exp}-vocoder/checkpoints/last.ckpt
+fi
+if stage_enabled 4; then
+    if [ "${vocoder}" = nsf ]; then
+        log "stage 4: fine-tune NSF-HiFi-GAN (${vocoder_steps} steps); rerun to resume"
+        # shellcheck disable=SC2046,SC2086 # option lists split into words on purpose
+        run voiceconv fit --config ../common/conf/nsf_hifigan_v1.yaml --config conf/vocoder.yaml \
+            --data.init_args.prep_dir "${dump}/prep" --experiment "${exp}-vocoder" \
+            --trainer.max_steps "${vocoder_steps}" --ckpt_path last $(trainer_args) ${vocoder_args}
+    else
+        log "stage 4: vocoder ${vocoder} (no training)"
+    fi
+fi
+
+if stage_enabled 5; then
+    log "stage 5: convert the held-out songs with ${vocoder_choice}"
+    for direction in a2b b2a; do
+        singer=${singer_a}
+        [ "${direction}" = b2a ] && singer=${singer_b}
+        # shellcheck disable=SC2046 # one argument per held-out song
+        run voiceconv convert $("${common}/local/held_out.sh" data/test "${singer}") \
+            --model "${exp_dir}/checkpoints/last.ckpt" --direction "${direction}" \
+            --vocoder "${vocoder_choice}" --out "${exp_dir}/converted/${direction}"
+    done
+fi
+
+if stage_enabled 6; then
+    for direction in a2b b2a; do
+        source_singer=${singer_a} target_singer=${singer_b}
+        [ "${direction}" = b2a ] && source_singer=${singer_b} target_singer=${singer_a}
+        log "stage 6: eval ${direction} (${source_singer} -> ${target_singer})"
+        run "${common}/local/eval_dirs.sh" data/test "${source_singer}" "${target_singer}" \
+            "${exp_dir}/eval/${direction}"
+        run voiceconv eval --converted "${exp_dir}/converted/${direction}" \
+            --source "${exp_dir}/eval/${direction}/source" \
+            --reference "${exp_dir}/eval/${direction}/reference" \
+            --mode nonparallel --out "${exp_dir}/eval/${direction}"
+    done
+    where=$(cd "${exp_dir}" && pwd)
+    log "converted songs: ${where}/converted/{a2b,b2a}/"
+    log "reports: ${where}/eval/a2b/report.html and ${where}/eval/b2a/report.html"
+fi
+
+finish
