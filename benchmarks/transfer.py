@@ -11,6 +11,7 @@ transfer run reaches the scratch run's final MCD, and the final difference.
 Usage: python benchmarks/transfer.py --base checkpoints/pretrain_pool_small/checkpoints/last.ckpt
        [--corpus ../shared/data/mbrola] [--minutes 1] [--steps 600] [--eval-every 100]
        [--freeze-steps 100] [--encoder-lr-scale 0.3] [--out benchmarks/out/transfer]
+       [--fit-args "..."]   (voiceconv fit options for both runs, e.g. another generator)
 Reruns reuse the prep output and resume unfinished runs.
 """
 
@@ -77,6 +78,7 @@ def main() -> None:
     parser.add_argument("--freeze-steps", type=int, default=100)
     parser.add_argument("--encoder-lr-scale", type=float, default=0.3)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "transfer")
+    parser.add_argument("--fit-args", default="", help="more voiceconv fit options, both runs")
     args = parser.parse_args()
     out = args.out.resolve()
     data_dirs(args.corpus, out, args.minutes)
@@ -91,7 +93,8 @@ def main() -> None:
               "--experiments_root", str(out), "--trainer.max_steps", str(args.steps),
               "--trainer.val_check_interval", str(args.eval_every),
               "--checkpoint_every_n_steps", str(args.eval_every),
-              "--preview_every_n_steps", "0", "--wandb", "false", "--ckpt_path", "last"]
+              "--preview_every_n_steps", "0", "--wandb", "false", "--ckpt_path", "last",
+              *args.fit_args.split()]
     transfer = ["--model.init_args.init_from", str(args.base.resolve()),
                 "--model.init_args.transfer.freeze_encoder_steps", str(args.freeze_steps),
                 "--model.init_args.transfer.encoder_lr_scale", str(args.encoder_lr_scale)]
@@ -104,7 +107,7 @@ def main() -> None:
     print(f"pair: mbrola us2 -> us3, {args.minutes:g} min per voice (disjoint melodies), "
           f"dev MCD (dB, mel-cepstral, 6 parallel melodies); base {args.base}")
     print(f"transfer: encoders frozen {args.freeze_steps} steps, then "
-          f"{args.encoder_lr_scale:g} x lr\n")
+          f"{args.encoder_lr_scale:g} x lr; fit options: {args.fit_args or 'the small config'}\n")
     print("| steps | source us2 vs us3 | from scratch | from base | difference |")
     print("|---|---|---|---|---|")
     for step in steps:
