@@ -78,6 +78,26 @@ def test_melody_survives_conversion_after_removing_the_key_shift(
     assert m.median_cents < 15
     assert m.gross_pitch_error < 0.10
     assert m.n_voiced_both > 0.5 * (src > 0).sum()
+    # The dynamics stay the source's: per 0.5 s of singing, the level change is about the same
+    # everywhere (no bursts where the source leaves its usual range; they were +40 dB).
+    change = level_change_db(load_mono(source, rate), load_mono(
+        tmp_path / "out" / f"{source.stem}.wav", rate), rate)
+    print(f"level change p5..p95: {np.percentile(change, 5):.1f}..{np.percentile(change, 95):.1f}")
+    assert np.percentile(change, 95) - np.percentile(change, 5) < 15
+
+
+def level_change_db(source: np.ndarray, converted: np.ndarray, rate: int) -> np.ndarray:
+    """Level of the conversion minus the source's, per 0.5 s window where the source sings."""
+    n = rate // 2
+    windows = min(source.shape[0], converted.shape[0]) // n
+
+    def levels(x: np.ndarray) -> np.ndarray:
+        frames = x[: windows * n].reshape(windows, n)
+        return 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)
+
+    src, out = levels(source), levels(converted)
+    sung = src > src.max() - 30
+    return out[sung] - src[sung]
 
 
 def test_length_rate_and_stereo_layout_are_kept(fitted_model, tmp_path, capsys):

@@ -7,6 +7,7 @@ import csv
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,19 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_info
 
 from voiceconv.fileio import atomic_path
+
+
+class StepClock:
+    """Wall-clock seconds since the previous training step, for the throughput logs."""
+
+    def __init__(self) -> None:
+        self._last: float | None = None
+
+    def lap(self) -> float | None:
+        """Seconds since the last call (None on the first)."""
+        now = time.perf_counter()
+        last, self._last = self._last, now
+        return None if last is None else now - last
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +22,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from voiceconv import losses
+from voiceconv.callbacks import StepClock
 from voiceconv.errors import FeatureConfigMismatch
 from voiceconv.melcep import MCD_CONSTANT, frame_mcd, mel_cepstrum
 from voiceconv.models import Generator, GeneratorConfig, PatchDiscriminator, fif_mask
@@ -112,7 +112,7 @@ class CycleGANVC(PairConversion, ExactResume, L.LightningModule):
         self.d2_a, self.d2_b = (PatchDiscriminator(**dataclasses.asdict(discriminator))
                                 for _ in range(2))
         self.mask_rng = torch.Generator().manual_seed(seed + 1)
-        self._last_step_time: float | None = None
+        self.step_clock = StepClock()
 
     # -- setup and checkpoints ----------------------------------------------------------------
 
@@ -259,12 +259,10 @@ class CycleGANVC(PairConversion, ExactResume, L.LightningModule):
                 "lr/encoders": opt_g.param_groups[1]["lr"],
                 "train/encoders_frozen": float(frozen),
                 "lr/discriminators": opt_d.param_groups[0]["lr"]}
-        now = time.perf_counter()
-        if self._last_step_time is not None:
-            seconds = now - self._last_step_time
+        seconds = self.step_clock.lap()
+        if seconds:
             logs["throughput/samples_per_s"] = 2 * n / seconds
             logs["throughput/frames_per_s"] = 2 * n * frames / seconds
-        self._last_step_time = now
         self.log_dict(logs, prog_bar=False)
         self.log_dict({"g": g_loss, "d": d_loss}, prog_bar=True, logger=False)
 

@@ -79,6 +79,14 @@ class IndexedBatches(IterableDataset):
     def batch(self, index: int) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    def loader(self, trainer, num_workers: int) -> DataLoader:
+        """A loader that resumes: it starts with the batch after the last one `trainer`
+        trained (one batch per step), on this process's rank."""
+        self.first_batch = trainer.global_step if trainer else 0
+        self.rank = trainer.global_rank if trainer else 0
+        return DataLoader(self, batch_size=None, num_workers=num_workers,
+                          pin_memory=torch.cuda.is_available())
+
     def __iter__(self):
         worker = get_worker_info()
         step, offset = (1, 0) if worker is None else (worker.num_workers, worker.id)
@@ -233,11 +241,7 @@ class SingerPairData(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None
-        # Resume: continue with the batch after the last one trained (one batch per step).
-        self.train_set.first_batch = self.trainer.global_step if self.trainer else 0
-        self.train_set.rank = self.trainer.global_rank if self.trainer else 0
-        return DataLoader(self.train_set, batch_size=None, num_workers=self.hparams.num_workers,
-                          persistent_workers=False, pin_memory=torch.cuda.is_available())
+        return self.train_set.loader(self.trainer, self.hparams.num_workers)
 
     def val_dataloader(self) -> DataLoader:
         assert self.val_set is not None

@@ -26,6 +26,13 @@ class PairConversion:
     denormalised with the target's after it.
     """
 
+    # Normalised levels above this are clipped at conversion, before and after the generator.
+    # A bin the source singer rarely fills (A singing lower than anywhere in her training
+    # songs: z = 5 in the mel bins of her fundamental) would otherwise be scaled by the target's
+    # larger spread into a burst ~40 dB above the rest of the song (seen in the demo).
+    # Quieter-than-usual bins are harmless and left alone.
+    MAX_Z = 3.0
+
     g_ab: nn.Module
     g_ba: nn.Module
     singer_stats: dict[str, Any] | None
@@ -55,9 +62,14 @@ class PairConversion:
         frames = log_mel.shape[-1]
         pad = -frames % 4
         x = self.normalise(log_mel.to(next(generator.parameters()).device), source)
+        x = x.clamp(max=self.MAX_Z)
         if pad:
             x = nn.functional.pad(x, (0, pad), mode="reflect" if frames > pad else "replicate")
-        return self.denormalise(generator(x), target)[..., :frames]
+        converted = self.denormalise(generator(x).clamp(max=self.MAX_Z), target)[..., :frames]
+        # Each frame keeps the source frame's energy (log-sum over the mel bins): the singer's
+        # dynamics stay the source's, and the conversion changes the spectral shape only.
+        energy = torch.logsumexp(log_mel.to(converted.device), dim=1, keepdim=True)
+        return converted + energy - torch.logsumexp(converted, dim=1, keepdim=True)
 
 
 class SingerPair(PairConversion, nn.Module):

@@ -156,11 +156,7 @@ class SingerPoolData(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None
-        # Resume: continue with the batch after the last one trained (one batch per step).
-        self.train_set.first_batch = self.trainer.global_step if self.trainer else 0
-        self.train_set.rank = self.trainer.global_rank if self.trainer else 0
-        return DataLoader(self.train_set, batch_size=None, num_workers=self.hparams.num_workers,
-                          pin_memory=torch.cuda.is_available())
+        return self.train_set.loader(self.trainer, self.hparams.num_workers)
 
     def val_dataloader(self) -> DataLoader:
         assert self.val_set is not None

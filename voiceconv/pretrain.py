@@ -16,12 +16,12 @@ SLURM and DDP as `voiceconv fit`, whose machinery this command is:
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Any
 
 import lightning as L
 import torch
 
+from voiceconv.callbacks import StepClock
 from voiceconv.models import Generator, GeneratorConfig, fif_mask
 from voiceconv.models.generator import SMALL
 from voiceconv.pair import read_checkpoint
@@ -53,7 +53,7 @@ class EncoderPretraining(ExactResume, L.LightningModule):
         torch.manual_seed(seed)
         self.generator = Generator(generator)
         self.mask_rng = torch.Generator().manual_seed(seed + 1)
-        self._last_step_time: float | None = None
+        self.step_clock = StepClock()
 
     def setup(self, stage: str) -> None:
         data_config = self.data_feature_config()
@@ -87,12 +87,10 @@ class EncoderPretraining(ExactResume, L.LightningModule):
         loss, parts = self.reconstruction_losses(mel, self.mask(mel, self.mask_rng))
         logs = {"train/loss": loss, **{f"train/{k}": v for k, v in parts.items()},
                 "lr/generator": self.optimizers().param_groups[0]["lr"]}
-        now = time.perf_counter()
-        if self._last_step_time is not None:
-            logs["throughput/samples_per_s"] = mel.shape[0] / (now - self._last_step_time)
-            logs["throughput/frames_per_s"] = mel.numel() / mel.shape[1] / (
-                now - self._last_step_time)
-        self._last_step_time = now
+        seconds = self.step_clock.lap()
+        if seconds:
+            logs["throughput/samples_per_s"] = mel.shape[0] / seconds
+            logs["throughput/frames_per_s"] = mel.shape[0] * mel.shape[-1] / seconds
         self.log_dict(logs)
         self.log("loss", loss, prog_bar=True, logger=False)
         return loss

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from data_prep.features import load_features
+from voiceconv.callbacks import StepClock
 from voiceconv.data import IndexedBatches, prep_feature_config
 from voiceconv.errors import VoiceconvError
 from voiceconv.features import F0_FIELDS, PRESETS, FeatureConfig, LogMelSpectrogram
@@ -164,10 +164,7 @@ class VocoderData(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None
-        self.train_set.first_batch = self.trainer.global_step if self.trainer else 0
-        self.train_set.rank = self.trainer.global_rank if self.trainer else 0
-        return DataLoader(self.train_set, batch_size=None, num_workers=self.hparams.num_workers,
-                          pin_memory=torch.cuda.is_available())
+        return self.train_set.loader(self.trainer, self.hparams.num_workers)
 
     def val_dataloader(self) -> DataLoader:
         assert self.val_set is not None
@@ -207,7 +204,7 @@ class NSFHiFiGANTraining(ExactResume, L.LightningModule):
             resolution_channels=discriminator.resolution_channels)
         self.source_rng = torch.Generator().manual_seed(seed + 1)
         self.mel_transform: LogMelSpectrogram | None = None
-        self._last_step_time: float | None = None
+        self.step_clock = StepClock()
 
     def setup(self, stage: str) -> None:
         data_config = self.data_feature_config()
@@ -281,11 +278,10 @@ class NSFHiFiGANTraining(ExactResume, L.LightningModule):
         logs = {"train/g_loss": g_loss, "train/d_loss": d_loss,
                 **{f"train/{k}": v for k, v in g.items()},
                 "lr/generator": opt_g.param_groups[0]["lr"]}
-        now = time.perf_counter()
-        if self._last_step_time is not None:
-            logs["throughput/audio_s_per_s"] = real.numel() / self.feature_config.sample_rate / (
-                now - self._last_step_time)
-        self._last_step_time = now
+        seconds = self.step_clock.lap()
+        if seconds:
+            logs["throughput/audio_s_per_s"] = (real.numel() / self.feature_config.sample_rate
+                                                / seconds)
         self.log_dict(logs)
         self.log_dict({"mel": g["g_mel_l1"], "d": d_loss}, prog_bar=True, logger=False)
 
