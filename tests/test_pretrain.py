@@ -116,6 +116,8 @@ def test_pool_sampling_is_singer_balanced_and_honours_exclusions(prepared):
 
 
 def fine_tune(fit_config: Path, base: Path, name: str, steps: int, *extra: str) -> Path:
+    """Fit the demo pair from `base` to `steps` (resuming experiment `name` if it exists; the
+    experiments root is shared with test_cyclegan.py, so names must not clash)."""
     assert run_command("fit", [
         "--config", str(SMALL), "--config", str(fit_config), "--experiment", name,
         "--trainer.max_steps", str(steps), "--checkpoint_every_n_steps", "1",
@@ -141,7 +143,7 @@ def test_fine_tune_freezes_unfreezes_and_resumes_in_the_right_phase(fit_config, 
     phase, the run equals the uninterrupted one."""
     base_state = torch.load(base, weights_only=True)["state_dict"]
     base_encoder = part(base_state, "generator.encoder.")
-    frozen = torch.load(fine_tune(fit_config, base, "in-phase", 2), weights_only=True)
+    frozen = torch.load(fine_tune(fit_config, base, "ft-in-phase", 2), weights_only=True)
     for g in ("g_ab", "g_ba"):
         assert max_difference(part(frozen["state_dict"], f"{g}.encoder."), base_encoder) == 0.0
     opt_g = frozen["optimizer_states"][0]
@@ -149,15 +151,15 @@ def test_fine_tune_freezes_unfreezes_and_resumes_in_the_right_phase(fit_config, 
     assert opt_g["param_groups"][1]["lr"] == pytest.approx(0.1 * opt_g["param_groups"][0]["lr"])
     assert encoder_ids and not encoder_ids & set(opt_g["state"])  # no Adam state for them
 
-    straight = torch.load(fine_tune(fit_config, base, "straight", 5), weights_only=True)
+    straight = torch.load(fine_tune(fit_config, base, "ft-straight", 5), weights_only=True)
     assert encoder_ids <= set(straight["optimizer_states"][0]["state"])
     for g in ("g_ab", "g_ba"):
         assert max_difference(part(straight["state_dict"], f"{g}.encoder."), base_encoder) > 0
 
-    resumed = torch.load(fine_tune(fit_config, base, "in-phase", 5), weights_only=True)
+    resumed = torch.load(fine_tune(fit_config, base, "ft-in-phase", 5), weights_only=True)
     assert max_difference(generators(straight), generators(resumed)) <= 1e-6
-    fine_tune(fit_config, base, "after-phase", 4)
-    resumed = torch.load(fine_tune(fit_config, base, "after-phase", 5), weights_only=True)
+    fine_tune(fit_config, base, "ft-after-phase", 4)
+    resumed = torch.load(fine_tune(fit_config, base, "ft-after-phase", 5), weights_only=True)
     assert max_difference(generators(straight), generators(resumed)) <= 1e-6
 
 

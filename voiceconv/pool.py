@@ -14,6 +14,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset
 
 from voiceconv.data import (
@@ -135,11 +136,11 @@ class SingerPoolData(L.LightningDataModule):
                                                            - hp.val_segments:]))
                     singer.segments = singer.segments[:len(singer.segments) - hp.val_segments]
                 usable = sum(s.mel.shape[1] >= hp.crop_frames for s in singer.segments)
-                (train if usable >= hp.min_segments else skipped).append(singer)
+                (train if usable >= max(1, hp.min_segments) else skipped).append(singer)
         if skipped:
-            print(f"pool: skipped {len(skipped)} singer(s) with fewer than {hp.min_segments} "
-                  f"segment(s) of {hp.crop_frames} frames: "
-                  + ", ".join(s.name for s in skipped))
+            rank_zero_info(f"pool: skipped {len(skipped)} singer(s) with fewer than "
+                           f"{hp.min_segments} segment(s) of {hp.crop_frames} frames: "
+                           + ", ".join(s.name for s in skipped))
         if not train:
             raise VoiceconvError(f"no singer in {', '.join(hp.prep_dirs)} has a segment of "
                                  f"{hp.crop_frames} frames; lower data.crop_frames")
@@ -151,8 +152,8 @@ class SingerPoolData(L.LightningDataModule):
         self.val_set = HeldOutSegments(held, hp.val_max_frames)
         minutes = sum(s.mel.shape[1] for singer in train for s in singer.segments) \
             * self.feature_config.hop_length / self.feature_config.sample_rate / 60
-        print(f"pool: {len(train)} singers, {minutes:.1f} min of training segments, "
-              f"{len(self.val_set)} held-out segments")
+        rank_zero_info(f"pool: {len(train)} singers, {minutes:.1f} min of training segments, "
+                       f"{len(self.val_set)} held-out segments")
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None
