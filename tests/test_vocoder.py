@@ -95,3 +95,17 @@ def test_chunked_rendering_has_no_seam(name, vocoders, singing):
         return torch.stack([x[b - 128: b + 128].pow(2).mean().sqrt() for b in boundaries])
 
     assert float((rms_around(y) / (rms_around(whole) + 1e-4)).min()) > 0.5
+
+
+def test_world_prepares_chunks_in_threads_with_the_sequential_result(singing):
+    audio, mel = singing
+    f0 = torch.from_numpy(compute_features(audio.numpy(), CONFIG).f0)[None]
+    world, threads = load_vocoder("world", CONFIG), torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)  # envelopes of up to 3 chunks at a time
+        parallel = world.render(mel, f0, chunk_frames=64)
+        world.prepares_in_threads = False
+        sequential = world.render(mel, f0, chunk_frames=64)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(parallel, sequential)

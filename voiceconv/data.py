@@ -181,7 +181,29 @@ def parallel_pairs(a: SingerData, b: SingerData, hop_s: float,
     return pairs
 
 
-class SingerPairData(L.LightningDataModule):
+class CropData(L.LightningDataModule):
+    """What the crop-training data modules share: `setup` fills `train_set` (batches indexed
+    by step, see `IndexedBatches`) and `val_set`; these serve them."""
+
+    train_set: IndexedBatches | None = None
+    val_set: Dataset | None = None
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.train_set is not None
+        return self.train_set.loader(self.trainer, self.hparams.num_workers)
+
+    def val_dataloader(self) -> DataLoader:
+        assert self.val_set is not None
+        return DataLoader(self.val_set, batch_size=None)
+
+
+def require_crop_frames(crop_frames: int) -> None:
+    """Crops go through two stride-2 down-samplings of the time axis."""
+    if crop_frames % 4:
+        raise VoiceconvError(f"data.crop_frames must be a multiple of 4 (got {crop_frames})")
+
+
+class SingerPairData(CropData):
     """Unpaired crops of singers A and B from `voiceconv prep` output, for CycleGAN training.
 
     Args:
@@ -204,8 +226,6 @@ class SingerPairData(L.LightningDataModule):
         # classes reach the user wrapped in a page of parser output; in setup they are one line.
         self.save_hyperparameters()
         self.prep_dir = Path(prep_dir)
-        self.train_set: RandomCrops | None = None
-        self.val_set: ValidationPairs | None = None
 
     @functools.cached_property
     def feature_config(self) -> FeatureConfig:
@@ -221,9 +241,7 @@ class SingerPairData(L.LightningDataModule):
         if self.train_set is not None:
             return
         hp = self.hparams
-        if hp.crop_frames % 4:
-            raise VoiceconvError(f"data.crop_frames must be a multiple of 4 "
-                                 f"(got {hp.crop_frames})")
+        require_crop_frames(hp.crop_frames)
         self.feature_config  # noqa: B018 - checks first that prep_dir is a prep output
         a = load_singer(self.prep_dir, hp.singer_a)
         b = load_singer(self.prep_dir, hp.singer_b)
@@ -239,13 +257,6 @@ class SingerPairData(L.LightningDataModule):
         self.val_set = ValidationPairs(val_a, val_b, hp.val_parallel, hp.val_max_pairs,
                                        hp.val_max_frames, self.frame_seconds)
 
-    def train_dataloader(self) -> DataLoader:
-        assert self.train_set is not None
-        return self.train_set.loader(self.trainer, self.hparams.num_workers)
-
-    def val_dataloader(self) -> DataLoader:
-        assert self.val_set is not None
-        return DataLoader(self.val_set, batch_size=None)
 
     @property
     def frame_seconds(self) -> float:

@@ -11,17 +11,18 @@ import re
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_info
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from voiceconv.data import (
+    CropData,
     IndexedBatches,
     SingerData,
     load_singer,
     prep_feature_config,
+    require_crop_frames,
     trim_frames,
 )
 from voiceconv.errors import VoiceconvError
@@ -77,7 +78,7 @@ class HeldOutSegments(Dataset):
         return {"mel": mel, "mean": mean, "std": std, "index": index}
 
 
-class SingerPoolData(L.LightningDataModule):
+class SingerPoolData(CropData):
     """Crops of every singer in one or more `voiceconv prep` outputs, for `voiceconv pretrain`.
 
     Args:
@@ -99,8 +100,6 @@ class SingerPoolData(L.LightningDataModule):
                  seed: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.train_set: PoolCrops | None = None
-        self.val_set: HeldOutSegments | None = None
         self.singers: list[SingerData] = []  # the training singers, after setup
 
     @functools.cached_property
@@ -117,9 +116,7 @@ class SingerPoolData(L.LightningDataModule):
         if self.train_set is not None:
             return
         hp = self.hparams
-        if hp.crop_frames % 4:
-            raise VoiceconvError(f"data.crop_frames must be a multiple of 4 "
-                                 f"(got {hp.crop_frames})")
+        require_crop_frames(hp.crop_frames)
         self.feature_config  # noqa: B018 - checks the folders and their feature configs first
         excluded = [re.compile(p) for p in hp.exclude or []]
         train, held, skipped = [], [], []
@@ -155,10 +152,3 @@ class SingerPoolData(L.LightningDataModule):
         rank_zero_info(f"pool: {len(train)} singers, {minutes:.1f} min of training segments, "
                        f"{len(self.val_set)} held-out segments")
 
-    def train_dataloader(self) -> DataLoader:
-        assert self.train_set is not None
-        return self.train_set.loader(self.trainer, self.hparams.num_workers)
-
-    def val_dataloader(self) -> DataLoader:
-        assert self.val_set is not None
-        return DataLoader(self.val_set, batch_size=None)

@@ -7,12 +7,19 @@ on both sides that the chunks join without a seam.
 
 from __future__ import annotations
 
+import collections
 import itertools
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import torch
 import torchaudio
 
 from voiceconv.features import F0_FIELDS, FeatureConfig
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def mel_pseudo_inverse(config: FeatureConfig) -> torch.Tensor:
@@ -33,6 +40,10 @@ class Vocoder(torch.nn.Module):
     context_frames = 32
     crossfade_frames = 2  # half-width of the cross-fade at each chunk boundary
     uses_f0 = False  # whether the pitch comes from `f0` (True) or from the mel's harmonics
+    # Run `prepare_chunk` for the next chunks in threads while this one is synthesised: for
+    # vocoders with single-threaded preparation that releases the GIL (WORLD's numpy
+    # envelope); torch ops are multi-threaded already.
+    prepares_in_threads = False
 
     def __init__(self, feature_config: FeatureConfig) -> None:
         super().__init__()
@@ -46,6 +57,16 @@ class Vocoder(torch.nn.Module):
         """Frames [left, right) of a long input; vocoders whose output depends on what came
         before (the phase of a sine source) override this to look further back."""
         return self.synthesise(mel[..., left:right], f0[..., left:right])
+
+    def prepare_chunk(self, mel: torch.Tensor, f0: torch.Tensor, left: int,
+                      right: int) -> Any:
+        """What `synthesise_prepared` needs for frames [left, right). It may run in a worker
+        thread (see `prepares_in_threads`), so it must not touch shared state."""
+        return left, right
+
+    def synthesise_prepared(self, mel: torch.Tensor, f0: torch.Tensor,
+                            prepared: Any) -> torch.Tensor:
+        return self.synthesise_chunk(mel, f0, *prepared)
 
     def require_features(self, config: FeatureConfig, what: str = "features") -> None:
         """Refuse mels made with other settings (how F0 was analysed does not matter here)."""
@@ -64,7 +85,7 @@ class Vocoder(torch.nn.Module):
             f0.to(device, torch.float32)
         frames, hop = mel.shape[-1], self.feature_config.hop_length
         if chunk_frames is None or frames <= chunk_frames:
-            return self.synthesise_chunk(mel, f0, 0, frames).cpu()
+            return self.synthesise_prepared(mel, f0, self.prepare_chunk(mel, f0, 0, frames)).cpu()
         # Chunks overlap by 2 * fade samples and are cross-faded (weighted overlap-add), so
         # vocoders whose output depends on where a chunk starts (pulse phase in WORLD,
         # Griffin-Lim's phase) join smoothly; exact ones (HiFi-GAN) are unchanged by it.
@@ -73,12 +94,35 @@ class Vocoder(torch.nn.Module):
         bounds = [*range(0, frames, chunk_frames), frames]
         if len(bounds) > 2 and bounds[-1] - bounds[-2] < 2 * self.crossfade_frames:
             del bounds[-2]  # a last chunk shorter than its cross-fade joins the one before
-        for start, stop in itertools.pairwise(bounds):
-            left = max(0, start - self.context_frames)
-            right = min(frames, stop + self.context_frames)
-            audio = self.synthesise_chunk(mel, f0, left, right).cpu()
+        spans = [(start, stop, max(0, start - self.context_frames),
+                  min(frames, stop + self.context_frames))
+                 for start, stop in itertools.pairwise(bounds)]
+
+        def prepare(span: tuple[int, int, int, int]) -> Any:
+            return self.prepare_chunk(mel, f0, span[2], span[3])
+
+        workers = torch.get_num_threads() if self.prepares_in_threads else 1
+        for (start, stop, left, _), prepared in zip(spans, in_order(prepare, spans, workers),
+                                                    strict=True):
+            audio = self.synthesise_prepared(mel, f0, prepared).cpu()
             joiner.add(start * hop, stop * hop, audio, left * hop)
         return joiner.result()
+
+
+def in_order(fn: Callable[[T], R], items: list[T], workers: int) -> Iterator[R]:
+    """fn over items in up to `workers` threads, results in order; at most `workers` results
+    are held at once, so memory stays bounded however many items there are."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        pending: collections.deque[Future[R]] = collections.deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) == workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 class CrossfadeJoin:

@@ -18,11 +18,11 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from data_prep.features import load_features
 from voiceconv.callbacks import StepClock
-from voiceconv.data import IndexedBatches, prep_feature_config
+from voiceconv.data import CropData, IndexedBatches, prep_feature_config
 from voiceconv.errors import VoiceconvError
 from voiceconv.features import F0_FIELDS, PRESETS, FeatureConfig, LogMelSpectrogram
 from voiceconv.fileio import read_jsonl
@@ -119,7 +119,7 @@ class WholeSegments(Dataset):
         return self.items[index]
 
 
-class VocoderData(L.LightningDataModule):
+class VocoderData(CropData):
     """Crops of (mel, F0, audio) from a `voiceconv prep` output, for vocoder training.
 
     Args:
@@ -137,8 +137,6 @@ class VocoderData(L.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         self.prep_dir = Path(prep_dir)
-        self.train_set: AudioCrops | None = None
-        self.val_set: WholeSegments | None = None
 
     @functools.cached_property
     def feature_config(self) -> FeatureConfig:
@@ -162,13 +160,6 @@ class VocoderData(L.LightningDataModule):
                                     hp.batch_size, hp.seed)
         self.val_set = WholeSegments(self.prep_dir, val, hp.val_max_frames)
 
-    def train_dataloader(self) -> DataLoader:
-        assert self.train_set is not None
-        return self.train_set.loader(self.trainer, self.hparams.num_workers)
-
-    def val_dataloader(self) -> DataLoader:
-        assert self.val_set is not None
-        return DataLoader(self.val_set, batch_size=None)
 
 
 class NSFHiFiGANTraining(ExactResume, L.LightningModule):
