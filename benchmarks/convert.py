@@ -3,14 +3,15 @@
 Converts one 3-minute vocal stem (held-out NIT-F001 song 029 from the demo audio, looped to
 length, 48 kHz) with each F0 method x vocoder, through the same `Converter.convert_file` the
 CLI runs, and prints the median over repeats of the time spent reading (decode + resample),
-in F0 analysis, mel, generator, vocoder and writing, and the whole as x real time. The first
+in F0 analysis, mel, generator, vocoder and writing (stages that run on several chunks at
+once in threads add up their threads' time), and the wall-clock whole as x real time. The first
 row (harvest + world, the defaults for a harvest-prepped model) is the baseline.
 
 The generator has the `small` config; its weights are untrained unless --model is given (speed
 does not depend on them).
 
 Usage: python benchmarks/convert.py [--model CKPT] [--seconds 180] [--repeats 3]
-                                    [--device auto|cpu|cuda]
+                                    [--device auto|cpu|cuda] [--vocoders world ...]
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=180.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--vocoders", nargs="+", default=sorted({v for _, v in RUNS}),
+                        help="only the rows with these vocoders")
     args = parser.parse_args()
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
         else args.device
@@ -64,17 +67,17 @@ def main() -> None:
     sf.write(stem, np.tile(x, n // x.shape[0] + 1)[:n], rate, subtype="PCM_16")
     print(f"{machine()}; device {device}")
     print(f"{args.seconds:.0f} s stem at {rate} Hz, median of {args.repeats} runs; seconds per "
-          "stage")
+          f"stage, summed over the {torch.get_num_threads()} threads that work on chunks at "
+          "once (so they can add up to more than the wall-clock total)")
     print(f"{'F0':8} {'vocoder':18} " + " ".join(f"{s:>9}" for s in STAGES) +
           f" {'total':>8} {'x RT':>7} {'vs base':>8}")
     baseline = None
-    for f0_method, vocoder_name in RUNS:
+    for f0_method, vocoder_name in [run for run in RUNS if run[1] in args.vocoders]:
         converter = Converter(pair, load_vocoder(vocoder_name, pair.feature_config),
                               ConvertSettings(f0_method=f0_method), device)
-        runs = [converter.convert_file(stem, work / "out.wav").seconds
-                for _ in range(args.repeats)]
-        stage = {s: statistics.median(r.get(s, 0.0) for r in runs) for s in STAGES}
-        total = statistics.median(sum(r.values()) for r in runs)
+        runs = [converter.convert_file(stem, work / "out.wav") for _ in range(args.repeats)]
+        stage = {s: statistics.median(r.seconds.get(s, 0.0) for r in runs) for s in STAGES}
+        total = statistics.median(r.wall_s for r in runs)
         baseline = baseline or total
         print(f"{f0_method:8} {vocoder_name:18} " +
               " ".join(f"{stage[s]:9.2f}" for s in STAGES) +

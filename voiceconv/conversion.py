@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from voiceconv.fileio import atomic_path
 from voiceconv.loudness import MIN_LOUDNESS_DURATION_S, integrated_loudness, normalize_loudness
 from voiceconv.pair import PairConversion
 from voiceconv.vocoder import Vocoder
-from voiceconv.vocoder.base import CrossfadeJoin
+from voiceconv.vocoder.base import CrossfadeJoin, in_order
 
 BLOCK = 1 << 16  # samples per block when streaming files in and out
 SILENCE_DBFS = -60.0  # frames below this (or 50 dB under the loud frames) are silence
@@ -53,11 +54,12 @@ class Converted:
     path: Path
     duration_s: float
     key: float
-    seconds: dict[str, float]  # wall-clock time per stage
+    seconds: dict[str, float]  # time per stage (stages overlap in threads: see StageTimer)
+    wall_s: float  # the whole conversion
 
     @property
     def realtime_factor(self) -> float:
-        return self.duration_s / max(sum(self.seconds.values()), 1e-9)
+        return self.duration_s / max(self.wall_s, 1e-9)
 
 
 @dataclass
@@ -68,10 +70,13 @@ class Chunk:
 
 
 class StageTimer:
-    """Wall-clock seconds spent per named stage: `with timer("f0"): ...`."""
+    """Seconds spent per named stage: `with timer("f0"): ...`. Thread-safe; where chunks are
+    worked on in several threads at once, a stage's seconds add up over the threads, so
+    the stages can sum to more than the wall-clock time."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.lock = threading.Lock()
 
     @contextlib.contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
@@ -79,7 +84,8 @@ class StageTimer:
         try:
             yield
         finally:
-            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t0
+            with self.lock:
+                self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t0
 
 
 class Converter:
@@ -106,6 +112,11 @@ class Converter:
                                            model_config.f0_method)
         self.mel = LogMelSpectrogram(self.config)
         self.target_stats = model.singer_stats["b" if settings.direction == "a2b" else "a"]
+        # Chunks are independent until they are joined: F0 analysis (WORLD's C code, outside
+        # the GIL) runs on several chunks at once, and so does the work before WORLD synthesis
+        # (which itself must stay in one thread). torch.get_num_threads() is what the CLI
+        # gives each job.
+        self.workers = torch.get_num_threads()
 
     # -- the steps, each usable on its own -----------------------------------------------------
 
@@ -177,11 +188,17 @@ class Converter:
         hop, context = self.config.hop_length, self.context_frames()
         total = chunks[-1].stop
         f0 = np.zeros(total, np.float32)
-        for chunk in chunks:
-            if not chunk.silent:
-                left, right = max(0, chunk.start - context), min(total, chunk.stop + context)
-                region = extract_f0(audio[left * hop: right * hop], self.config)
-                f0[chunk.start: chunk.stop] = region[chunk.start - left: chunk.stop - left]
+
+        def analyse(chunk: Chunk) -> np.ndarray | None:
+            if chunk.silent:
+                return None
+            left, right = max(0, chunk.start - context), min(total, chunk.stop + context)
+            region = extract_f0(audio[left * hop: right * hop], self.config)
+            return region[chunk.start - left: chunk.stop - left]
+
+        for chunk, region in zip(chunks, in_order(analyse, chunks, self.workers), strict=True):
+            if region is not None:
+                f0[chunk.start: chunk.stop] = region
             progress(0.5 * (chunk.stop - chunk.start) * hop / self.config.sample_rate)
         return f0
 
@@ -213,19 +230,30 @@ class Converter:
         fade = max(1, round(self.settings.crossfade_s * self.config.sample_rate))
         joiner = CrossfadeJoin(torch.zeros(total * hop), fade)
         ratio = 2.0 ** (key / 12)
-        direction = self.settings.direction
-        for chunk in chunks:
-            left, right = max(0, chunk.start - context), min(total, chunk.stop + context)
+        vocoder = self.vocoder
+
+        @torch.no_grad()
+        def prepare(chunk: Chunk) -> tuple[torch.Tensor, torch.Tensor, Any] | None:
+            """Everything before the vocoder's synthesis; may run in a worker thread."""
             if chunk.silent:
+                return None
+            left, right = max(0, chunk.start - context), min(total, chunk.stop + context)
+            with timer("mel"):
+                mel = self.mel(torch.from_numpy(audio[left * hop: right * hop])[None])
+            with timer("generator"):
+                converted = self.model.convert(mel, self.settings.direction)
+            with timer("vocoder"):
+                pitch = torch.from_numpy(f0[left:right] * ratio)[None].to(converted.device)
+                return converted, pitch, vocoder.prepare_chunk(converted, pitch, 0, right - left)
+
+        workers = self.workers if vocoder.prepares_in_threads else 1
+        for chunk, prepared in zip(chunks, in_order(prepare, chunks, workers), strict=True):
+            left, right = max(0, chunk.start - context), min(total, chunk.stop + context)
+            if prepared is None:
                 out = torch.zeros((right - left) * hop)
             else:
-                with timer("mel"):
-                    mel = self.mel(torch.from_numpy(audio[left * hop: right * hop])[None])
-                with timer("generator"):
-                    converted = self.model.convert(mel, direction)
                 with timer("vocoder"):
-                    pitch = torch.from_numpy(f0[left:right] * ratio)[None]
-                    out = self.vocoder.render(converted, pitch, chunk_frames=None)[0]
+                    out = vocoder.synthesise_prepared(*prepared).cpu()[0]
             joiner.add(chunk.start * hop, chunk.stop * hop, out, left * hop)
             progress(0.5 * (chunk.stop - chunk.start) * hop / self.config.sample_rate)
         return joiner.result().numpy()
@@ -277,7 +305,7 @@ class Converter:
                      accompaniment: Path | None = None, mix_path: Path | None = None,
                      progress: Callable[[float], None] = lambda s: None) -> Converted:
         """Convert one stem to `out_path` (and, with an accompaniment, the mix to `mix_path`)."""
-        timer = StageTimer()
+        timer, t0 = StageTimer(), time.perf_counter()
         with timer("read"):
             audio, info = self.read_mono(path)
         converted, key = self.convert_array(audio, progress, timer)
@@ -288,7 +316,7 @@ class Converter:
             if accompaniment is not None:
                 mix_with_accompaniment(converted, self.config.sample_rate, accompaniment,
                                        mix_path, fmt)
-        return Converted(out_path, info.duration, key, timer.seconds)
+        return Converted(out_path, info.duration, key, timer.seconds, time.perf_counter() - t0)
 
 
 def _fit_length(x: np.ndarray, length: int) -> np.ndarray:
