@@ -7,7 +7,10 @@ V/UV error (analysis at 16 kHz, the band the 0-8 kHz mel describes); plus render
 (x real time, median of repeats) on this machine.
 
 Usage: python benchmarks/vocoders.py [FILE ...] [--seconds 20] [--repeats 3] [--out DIR]
-                                    [--vocoders NAME|CKPT ...]
+                                    [--vocoders NAME|CKPT|nsf-small-untrained ...]
+`nsf-small-untrained` times the small NSF-HiFi-GAN generator with random weights (weight norm
+removed, as when loaded from a checkpoint): speed does not depend on the weights, so it needs
+no training; its quality columns are left empty.
 Default files: PJS songs 050-052 (never in the demo's training data) and the held-out NIT-F001
 song 029, from ../shared/data/singing (first --seconds of each).
 """
@@ -29,10 +32,12 @@ from voiceconv.audio import load_mono, write_audio  # noqa: E402
 from voiceconv.evaluate import evaluate  # noqa: E402
 from voiceconv.features import FeatureConfig, LogMelSpectrogram, compute_features  # noqa: E402
 from voiceconv.vocoder import NAMES, load_vocoder  # noqa: E402
+from voiceconv.vocoder.nsf import NSF_SMALL, NSFHiFiGAN  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "singing"
 DEFAULT_FILES = [SHARED / "pjs" / f"pjs0{n}_song.flac" for n in (50, 51, 52)] + [
     SHARED / "nit_f001" / "nitech_jp_song070_f001_029.flac"]
+UNTRAINED = "nsf-small-untrained"
 
 
 def main() -> None:
@@ -61,10 +66,15 @@ def main() -> None:
     print(f"{'vocoder':26} {'MCD dB':>7} {'F0 med c':>9} {'GPE':>6} {'V/UV err':>8} "
           f"{'F0 RMSE c':>9} {'x real time':>11}")
     for choice in args.vocoders:
-        vocoder = load_vocoder(choice, config).to(device)
-        # A trained vocoder is named after its experiment: checkpoints/<exp>/checkpoints/x.ckpt
-        name = vocoder.name if choice in NAMES else \
-            f"{vocoder.name}:{Path(choice).resolve().parent.parent.name}"
+        if choice == UNTRAINED:
+            vocoder, name = NSFHiFiGAN(NSF_SMALL, config).eval(), choice
+            vocoder.generator.remove_weight_norm()
+        else:
+            vocoder = load_vocoder(choice, config)
+            # A trained vocoder is named after its experiment: checkpoints/<exp>/checkpoints/x.ckpt
+            name = vocoder.name if choice in NAMES else \
+                f"{vocoder.name}:{Path(choice).resolve().parent.parent.name}"
+        vocoder = vocoder.to(device)
         times = []
         for repeat in range(args.repeats):
             start = time.perf_counter()
@@ -73,13 +83,17 @@ def main() -> None:
             if repeat == 0:
                 for n, audio in rendered:
                     write_audio(out / name / n, audio[0].numpy(), config.sample_rate, "PCM_24")
+        speed = seconds / statistics.median(times)
+        if choice == UNTRAINED:
+            print(f"{name:26} {'':7} {'':9} {'':6} {'':8} {'':9} {speed:10.1f}x", flush=True)
+            continue
         # Measured at 16 kHz: the mel stops at fmax = 8 kHz, so no vocoder can know the band
         # above it, and at 22.05 kHz that band alone dominates the MCD.
         summary = evaluate(out / name, out / "reference", out / f"{name}-eval",
                            sample_rate=16000, progress=False)
         print(f"{name:26} {summary['mcd_db']:7.2f} {summary['f0_median_cents']:9.1f} "
               f"{summary['gross_pitch_error']:6.3f} {summary['vuv_error']:8.3f} "
-              f"{summary['f0_rmse_cents']:9.1f} {seconds / statistics.median(times):10.1f}x",
+              f"{summary['f0_rmse_cents']:9.1f} {speed:10.1f}x",
               flush=True)
 
 

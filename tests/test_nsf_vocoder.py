@@ -149,6 +149,7 @@ from voiceconv.features import FeatureConfig
 from voiceconv.vocoder.nsf import NSF_SMALL, NSFHiFiGAN
 data = torch.load({str(tmp_path / "long.pt")!r}, weights_only=True)
 vocoder = NSFHiFiGAN(NSF_SMALL, FeatureConfig()).eval()
+vocoder.generator.remove_weight_norm()  # as loaded from a checkpoint (and 1.6x faster)
 vocoder.render(data["mel"][..., :4096], data["f0"][..., :4096])  # warm-up: one chunk's worth
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 audio = vocoder.render(data["mel"], data["f0"], chunk_frames=2048)
