@@ -257,7 +257,6 @@ class SingerPairData(CropData):
         self.val_set = ValidationPairs(val_a, val_b, hp.val_parallel, hp.val_max_pairs,
                                        hp.val_max_frames, self.frame_seconds)
 
-
     @property
     def frame_seconds(self) -> float:
         return self.feature_config.hop_length / self.feature_config.sample_rate

@@ -151,4 +151,3 @@ class SingerPoolData(CropData):
             * self.feature_config.hop_length / self.feature_config.sample_rate / 60
         rank_zero_info(f"pool: {len(train)} singers, {minutes:.1f} min of training segments, "
                        f"{len(self.val_set)} held-out segments")
-

@@ -110,8 +110,9 @@ class Vocoder(torch.nn.Module):
 
 
 def in_order(fn: Callable[[T], R], items: list[T], workers: int) -> Iterator[R]:
-    """fn over items in up to `workers` threads, results in order; at most `workers` results
-    are held at once, so memory stays bounded however many items there are."""
+    """fn over items in up to `workers` threads, results in order; no more than `workers`
+    items are worked on or waiting ahead of the caller, so memory stays bounded however many
+    items there are."""
     if workers <= 1:
         yield from map(fn, items)
         return
