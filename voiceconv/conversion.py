@@ -112,10 +112,10 @@ class Converter:
                                            model_config.f0_method)
         self.mel = LogMelSpectrogram(self.config)
         self.target_stats = model.singer_stats["b" if settings.direction == "a2b" else "a"]
-        # Chunks are independent until they are joined: F0 analysis (WORLD's C code, outside
-        # the GIL) runs on several chunks at once, and so does the work before WORLD synthesis
-        # (which itself must stay in one thread). torch.get_num_threads() is what the CLI
-        # gives each job.
+        # Chunks are independent until they are joined: F0 analysis (pyworld releases the GIL
+        # for much of it) runs on several chunks at once, and so does the work before WORLD
+        # synthesis, which runs in order in this thread. torch.get_num_threads() is what the
+        # CLI gives each job.
         self.workers = torch.get_num_threads()
 
     # -- the steps, each usable on its own -----------------------------------------------------

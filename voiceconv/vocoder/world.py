@@ -24,9 +24,8 @@ class World(Vocoder):
     name = "world"
     context_frames = 16  # WORLD synthesis is frame-local apart from pulse positions
     uses_f0 = True
-    # The envelopes of the next chunks are computed (numpy, outside the GIL) while WORLD
-    # synthesises this one. Synthesis itself stays in one thread: WORLD's noise generator is
-    # process-global and reseeded per call, so concurrent calls would change the noise.
+    # The envelopes of the next chunks are computed (numpy, largely outside the GIL) while
+    # WORLD synthesises this one in the calling thread, in order.
     prepares_in_threads = True
 
     def __init__(self, config: FeatureConfig, lifter_fraction: float = 0.7) -> None:
