@@ -68,6 +68,10 @@ class Chunk:
     stop: int
     silent: bool
 
+    def with_context(self, context: int, total: int) -> tuple[int, int]:
+        """The frames worked on for this chunk: `context` more on each side, within the song."""
+        return max(0, self.start - context), min(total, self.stop + context)
+
 
 class StageTimer:
     """Seconds spent per named stage: `with timer("f0"): ...`. Thread-safe; where chunks are
@@ -192,7 +196,7 @@ class Converter:
         def analyse(chunk: Chunk) -> np.ndarray | None:
             if chunk.silent:
                 return None
-            left, right = max(0, chunk.start - context), min(total, chunk.stop + context)
+            left, right = chunk.with_context(context, total)
             region = extract_f0(audio[left * hop: right * hop], self.config)
             return region[chunk.start - left: chunk.stop - left]
 
@@ -237,7 +241,7 @@ class Converter:
             """Everything before the vocoder's synthesis; may run in a worker thread."""
             if chunk.silent:
                 return None
-            left, right = max(0, chunk.start - context), min(total, chunk.stop + context)
+            left, right = chunk.with_context(context, total)
             with timer("mel"):
                 mel = self.mel(torch.from_numpy(audio[left * hop: right * hop])[None])
             with timer("generator"):
@@ -248,7 +252,7 @@ class Converter:
 
         workers = self.workers if vocoder.prepares_in_threads else 1
         for chunk, prepared in zip(chunks, in_order(prepare, chunks, workers), strict=True):
-            left, right = max(0, chunk.start - context), min(total, chunk.stop + context)
+            left, right = chunk.with_context(context, total)
             if prepared is None:
                 out = torch.zeros((right - left) * hop)
             else:

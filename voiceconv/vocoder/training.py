@@ -161,7 +161,6 @@ class VocoderData(CropData):
         self.val_set = WholeSegments(self.prep_dir, val, hp.val_max_frames)
 
 
-
 class NSFHiFiGANTraining(ExactResume, L.LightningModule):
     """NSF-HiFi-GAN generator + discriminators.
 
