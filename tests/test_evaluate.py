@@ -78,6 +78,16 @@ def test_nonparallel_mode_measures_melody_against_the_source_and_no_mcd(shifted_
     assert abs(summary["duration_ratio"] - 1) < 0.01  # against the source, not the reference
     metrics = json.loads((root / "out-np" / "metrics.json").read_text())
     assert metrics["mcd_db"] is None  # NaN is written as null, never as a score
+    if "speaker_sim_target_unconverted" in metrics:  # resemblyzer installed
+        # The baseline is the unconverted source's similarity to the target (PJS): higher for
+        # the PJS source than for the NIT-F001 one; the gain is measured against it.
+        rows = {r["file"].split("/")[0]: r for r in csv.DictReader(
+            (root / "out-np" / "metrics.csv").open())}
+        before = {k: float(r["speaker_sim_target_unconverted"]) for k, r in rows.items()}
+        assert before["pjs"] > before["nit_f001"] + 0.05
+        for r in rows.values():
+            gain = float(r["speaker_sim_target"]) - float(r["speaker_sim_target_unconverted"])
+            assert float(r["speaker_sim_gain"]) == pytest.approx(gain, abs=1e-6)
 
 
 def test_speaker_similarity_separates_singers():

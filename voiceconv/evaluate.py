@@ -33,7 +33,8 @@ from voiceconv.plotting import format_number
 
 SUMMARY_KEYS = ("mcd_db", "f0_rmse_cents", "f0_median_cents", "f0_corr", "vuv_error",
                 "gross_pitch_error", "octave_error_rate", "speaker_sim_target",
-                "speaker_sim_source", "speaker_sim_shift", "loudness_lufs", "duration_ratio")
+                "speaker_sim_source", "speaker_sim_shift", "speaker_sim_target_unconverted",
+                "speaker_sim_gain", "loudness_lufs", "duration_ratio")
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None, prog: str = "voiceconv eval") -> int:
     summary = evaluate(args.converted, args.reference, args.out, args.source, args.score,
                        args.mode, args.sample_rate, not args.quiet)
     shown = ("mcd_db", "f0_rmse_cents", "f0_median_cents", "gross_pitch_error",
-             "speaker_sim_target", "speaker_sim_source")
+             "speaker_sim_target", "speaker_sim_target_unconverted", "speaker_sim_source")
     print("  ".join(f"{k}={format_number(summary[k], 'n/a')}" for k in shown))
     for note in summary["notes"]:
         print(note)

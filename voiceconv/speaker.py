@@ -33,27 +33,33 @@ def embed(path: Any) -> np.ndarray:
     return _encoder().embed_utterance(wav)
 
 
-def set_embedding(paths: list[Any]) -> np.ndarray:
+def set_embedding(embeddings: list[np.ndarray]) -> np.ndarray:
     """The speaker of a set of files: the normalised mean of their embeddings."""
-    mean = np.mean([embed(p) for p in paths], axis=0)
+    mean = np.mean(embeddings, axis=0)
     return mean / np.linalg.norm(mean)
 
 
 def speaker_similarities(pairs: list[Any], sample_rate: int) -> tuple[list[dict], str]:
     """Per pair: cosine similarity of the converted file to the reference (target) singer's
-    set, to the source singer's set, and their difference (how far the identity moved)."""
+    set, to the source singer's set, and their difference (how far the identity moved); and
+    of the unconverted source file to the target set, the baseline: a conversion moves toward
+    the target when `speaker_sim_target` exceeds it (`speaker_sim_gain` > 0)."""
     try:
         import resemblyzer  # noqa: F401
     except ImportError:
         return [{} for _ in pairs], MISSING
-    target = set_embedding([p.reference for p in pairs])
-    sources = [p.source for p in pairs if p.source is not None]
-    source = set_embedding(sources) if sources else None
+    target = set_embedding([embed(p.reference) for p in pairs])
+    unconverted = [embed(p.source) if p.source is not None else None for p in pairs]
+    known = [e for e in unconverted if e is not None]
+    source = set_embedding(known) if known else None
     rows = []
-    for pair in pairs:
+    for pair, before in zip(pairs, unconverted, strict=True):
         e = embed(pair.converted)
         sim_target = float(e @ target)
         sim_source = float(e @ source) if source is not None else math.nan
+        sim_before = float(before @ target) if before is not None else math.nan
         rows.append({"speaker_sim_target": sim_target, "speaker_sim_source": sim_source,
-                     "speaker_sim_shift": sim_target - sim_source})
+                     "speaker_sim_shift": sim_target - sim_source,
+                     "speaker_sim_target_unconverted": sim_before,
+                     "speaker_sim_gain": sim_target - sim_before})
     return rows, ""
