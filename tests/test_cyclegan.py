@@ -134,6 +134,22 @@ def test_resume_after_kill_or_sigterm_equals_uninterrupted_training(fit_config, 
     fit_process(*common, "--experiment", "term")
     assert max_difference(straight, generator_weights(last)) <= 1e-6
 
+    # A finished run of n steps, extended to 2n: same weights, and validations logged at the
+    # same steps (last.ckpt written at the end of training must not shift the loggers' step).
+    fit_process(*common, "--experiment", "extended", "--trainer.max_steps", n)
+    fit_process(*common, "--experiment", "extended")
+    last = exp_dir(fit_config, "extended") / "checkpoints" / "last.ckpt"
+    assert max_difference(straight, generator_weights(last)) <= 1e-6
+    expected = [n - 1, 2 * n - 1]  # Lightning logs a validation at the step before it
+    assert validation_steps(fit_config, "straight") == expected
+    assert validation_steps(fit_config, "extended") == expected
+
+
+def validation_steps(fit_config: Path, experiment: str) -> list[int]:
+    with open(exp_dir(fit_config, experiment) / "metrics.csv") as fh:
+        return [int(row["step"]) for row in csv.DictReader(fh)
+                if any(v for k, v in row.items() if k.startswith("val/"))]
+
 
 @pytest.mark.slow
 def test_ddp_with_two_cpu_processes_trains_and_resumes(fit_config):

@@ -62,6 +62,7 @@ class LastCheckpoint(L.Callback):
         self._signal: int | None = None
         self._previous: Any = None
         self._saved_step = -1
+        self._saving_at_train_end = False
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if hasattr(signal, "SIGUSR1"):
@@ -71,7 +72,23 @@ class LastCheckpoint(L.Callback):
         if hasattr(signal, "SIGUSR1") and self._previous is not None:
             signal.signal(signal.SIGUSR1, self._previous)
         if trainer.global_step != self._saved_step:
-            trainer.save_checkpoint(self.last_path, weights_only=False)
+            self._saving_at_train_end = True
+            try:
+                trainer.save_checkpoint(self.last_path, weights_only=False)
+            finally:
+                self._saving_at_train_end = False
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                           checkpoint: dict[str, Any]) -> None:
+        if not self._saving_at_train_end:
+            return
+        # Lightning counts a batch for its loggers' step after on_train_batch_end and adds one
+        # when it restarts, so it expects checkpoints written before that count. This one is
+        # written after it: store the count less one, or each resume of a finished run (to a
+        # higher max_steps) shifts every logged step after it by one.
+        loop = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.state_dict", {})
+        if "_batches_that_stepped" in loop:
+            loop["_batches_that_stepped"] -= 1
 
     def _flag(self, signum: int, frame: Any) -> None:
         self._signal = signum
