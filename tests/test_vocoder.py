@@ -97,14 +97,14 @@ def test_chunked_rendering_has_no_seam(name, vocoders, singing):
     assert float((rms_around(y) / (rms_around(whole) + 1e-4)).min()) > 0.5
 
 
-def test_world_prepares_chunks_in_threads_with_the_sequential_result(singing):
+def test_world_renders_chunks_in_threads_with_the_sequential_result(singing):
     audio, mel = singing
     f0 = torch.from_numpy(compute_features(audio.numpy(), CONFIG).f0)[None]
     world, threads = load_vocoder("world", CONFIG), torch.get_num_threads()
     try:
-        torch.set_num_threads(3)  # envelopes of up to 3 chunks at a time
+        torch.set_num_threads(3)  # up to 3 chunks at a time
         parallel = world.render(mel, f0, chunk_frames=64)
-        world.prepares_in_threads = False
+        world.renders_chunks_in_threads = False
         sequential = world.render(mel, f0, chunk_frames=64)
     finally:
         torch.set_num_threads(threads)

@@ -117,9 +117,9 @@ class Converter:
         self.mel = LogMelSpectrogram(self.config)
         self.target_stats = model.singer_stats["b" if settings.direction == "a2b" else "a"]
         # Chunks are independent until they are joined: F0 analysis (pyworld releases the GIL
-        # for much of it) runs on several chunks at once, and so does the work before WORLD
-        # synthesis, which runs in order in this thread. torch.get_num_threads() is what the
-        # CLI gives each job.
+        # for much of it) runs on several chunks at once, and so does rendering with a vocoder
+        # that renders chunks in threads (WORLD). torch.get_num_threads() is what the CLI
+        # gives each job.
         self.workers = torch.get_num_threads()
 
     # -- the steps, each usable on its own -----------------------------------------------------
@@ -237,27 +237,22 @@ class Converter:
         vocoder = self.vocoder
 
         @torch.no_grad()
-        def prepare(chunk: Chunk) -> tuple[torch.Tensor, torch.Tensor, Any] | None:
-            """Everything before the vocoder's synthesis; may run in a worker thread."""
-            if chunk.silent:
-                return None
+        def render_chunk(chunk: Chunk) -> torch.Tensor:
+            """One chunk with its context; may run in a worker thread."""
             left, right = chunk.with_context(context, total)
+            if chunk.silent:
+                return torch.zeros((right - left) * hop)
             with timer("mel"):
                 mel = self.mel(torch.from_numpy(audio[left * hop: right * hop])[None])
             with timer("generator"):
                 converted = self.model.convert(mel, self.settings.direction)
             with timer("vocoder"):
                 pitch = torch.from_numpy(f0[left:right] * ratio)[None].to(converted.device)
-                return converted, pitch, vocoder.prepare_chunk(converted, pitch, 0, right - left)
+                return vocoder.synthesise(converted, pitch).cpu()[0]
 
-        workers = self.workers if vocoder.prepares_in_threads else 1
-        for chunk, prepared in zip(chunks, in_order(prepare, chunks, workers), strict=True):
-            left, right = chunk.with_context(context, total)
-            if prepared is None:
-                out = torch.zeros((right - left) * hop)
-            else:
-                with timer("vocoder"):
-                    out = vocoder.synthesise_prepared(*prepared).cpu()[0]
+        workers = self.workers if vocoder.renders_chunks_in_threads else 1
+        for chunk, out in zip(chunks, in_order(render_chunk, chunks, workers), strict=True):
+            left, _ = chunk.with_context(context, total)
             joiner.add(chunk.start * hop, chunk.stop * hop, out, left * hop)
             progress(0.5 * (chunk.stop - chunk.start) * hop / self.config.sample_rate)
         return joiner.result().numpy()

@@ -11,7 +11,7 @@ import collections
 import itertools
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import torch
 import torchaudio
@@ -40,10 +40,9 @@ class Vocoder(torch.nn.Module):
     context_frames = 32
     crossfade_frames = 2  # half-width of the cross-fade at each chunk boundary
     uses_f0 = False  # whether the pitch comes from `f0` (True) or from the mel's harmonics
-    # Run `prepare_chunk` for the next chunks in threads while this one is synthesised: for
-    # vocoders with single-threaded preparation that releases the GIL (WORLD's numpy
-    # envelope); torch ops are multi-threaded already.
-    prepares_in_threads = False
+    # Render several chunks at once in threads: for single-threaded vocoders that release the
+    # GIL (WORLD: numpy and C); torch ops use every core already.
+    renders_chunks_in_threads = False
 
     def __init__(self, feature_config: FeatureConfig) -> None:
         super().__init__()
@@ -55,18 +54,9 @@ class Vocoder(torch.nn.Module):
     def synthesise_chunk(self, mel: torch.Tensor, f0: torch.Tensor, left: int,
                          right: int) -> torch.Tensor:
         """Frames [left, right) of a long input; vocoders whose output depends on what came
-        before (the phase of a sine source) override this to look further back."""
+        before (the phase of a sine source) override this to look further back. May run in a
+        worker thread (see `renders_chunks_in_threads`): it must not change shared state."""
         return self.synthesise(mel[..., left:right], f0[..., left:right])
-
-    def prepare_chunk(self, mel: torch.Tensor, f0: torch.Tensor, left: int,
-                      right: int) -> Any:
-        """What `synthesise_prepared` needs for frames [left, right). It may run in a worker
-        thread (see `prepares_in_threads`), so it must not touch shared state."""
-        return left, right
-
-    def synthesise_prepared(self, mel: torch.Tensor, f0: torch.Tensor,
-                            prepared: Any) -> torch.Tensor:
-        return self.synthesise_chunk(mel, f0, *prepared)
 
     def require_features(self, config: FeatureConfig, what: str = "features") -> None:
         """Refuse mels made with other settings (how F0 was analysed does not matter here)."""
@@ -85,7 +75,7 @@ class Vocoder(torch.nn.Module):
             f0.to(device, torch.float32)
         frames, hop = mel.shape[-1], self.feature_config.hop_length
         if chunk_frames is None or frames <= chunk_frames:
-            return self.synthesise_prepared(mel, f0, self.prepare_chunk(mel, f0, 0, frames)).cpu()
+            return self.synthesise(mel, f0).cpu()
         # Chunks overlap by 2 * fade samples and are cross-faded (weighted overlap-add), so
         # vocoders whose output depends on where a chunk starts (pulse phase in WORLD,
         # Griffin-Lim's phase) join smoothly; exact ones (HiFi-GAN) are unchanged by it.
@@ -98,13 +88,12 @@ class Vocoder(torch.nn.Module):
                   min(frames, stop + self.context_frames))
                  for start, stop in itertools.pairwise(bounds)]
 
-        def prepare(span: tuple[int, int, int, int]) -> Any:
-            return self.prepare_chunk(mel, f0, span[2], span[3])
+        def render_span(span: tuple[int, int, int, int]) -> torch.Tensor:
+            return self.synthesise_chunk(mel, f0, span[2], span[3]).cpu()
 
-        workers = torch.get_num_threads() if self.prepares_in_threads else 1
-        for (start, stop, left, _), prepared in zip(spans, in_order(prepare, spans, workers),
-                                                    strict=True):
-            audio = self.synthesise_prepared(mel, f0, prepared).cpu()
+        workers = torch.get_num_threads() if self.renders_chunks_in_threads else 1
+        for (start, stop, left, _), audio in zip(spans, in_order(render_span, spans, workers),
+                                                 strict=True):
             joiner.add(start * hop, stop * hop, audio, left * hop)
         return joiner.result()
 

@@ -24,9 +24,9 @@ class World(Vocoder):
     name = "world"
     context_frames = 16  # WORLD synthesis is frame-local apart from pulse positions
     uses_f0 = True
-    # The envelopes of the next chunks are computed (numpy, largely outside the GIL) while
-    # WORLD synthesises this one in the calling thread, in order.
-    prepares_in_threads = True
+    # numpy and WORLD's C code run largely outside the GIL, and concurrent pyworld.synthesize
+    # calls give the same output as sequential ones (checked, and tested through `render`).
+    renders_chunks_in_threads = True
 
     def __init__(self, config: FeatureConfig, lifter_fraction: float = 0.7) -> None:
         super().__init__(config)
@@ -76,24 +76,14 @@ class World(Vocoder):
         envelope[:, high:] = envelope[:, high - 1: high] * 1e-2
         return envelope
 
-    def prepare_chunk(self, mel: torch.Tensor, f0: torch.Tensor, left: int,
-                      right: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Per batch item: WORLD's (f0, spectral envelope, aperiodicity) of frames [left, right)."""
-        prepared = []
-        for m, f in zip(mel[..., left:right].cpu(), f0[..., left:right].cpu().double().numpy(),
-                        strict=True):
-            f = np.ascontiguousarray(f)
-            ap = np.where(f[:, None] > 0, self.voiced_ap[None, :], 1.0)
-            prepared.append((f, np.ascontiguousarray(self.envelope(m, f)), ap))
-        return prepared
-
-    def synthesise_prepared(self, mel: torch.Tensor, f0: torch.Tensor,
-                            prepared: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
-                            ) -> torch.Tensor:
+    def synthesise(self, mel: torch.Tensor, f0: torch.Tensor) -> torch.Tensor:
         cfg, hop = self.feature_config, self.feature_config.hop_length
         frame_ms = 1000 * hop / cfg.sample_rate
         out = []
-        for f, sp, ap in prepared:
+        for m, f in zip(mel.cpu(), f0.cpu().double().numpy(), strict=True):
+            f = np.ascontiguousarray(f)
+            sp = np.ascontiguousarray(self.envelope(m, f))
+            ap = np.where(f[:, None] > 0, self.voiced_ap[None, :], 1.0)
             y = pyworld.synthesize(f, sp, ap, cfg.sample_rate, frame_ms)
             # WORLD frame k is at sample k * hop; ours is centred on (k + 1/2) * hop.
             frames = len(f)
@@ -101,6 +91,3 @@ class World(Vocoder):
             y = np.pad(y, (0, frames * hop - len(y)))
             out.append(torch.from_numpy(y.astype(np.float32)))
         return torch.stack(out).to(mel.device)
-
-    def synthesise(self, mel: torch.Tensor, f0: torch.Tensor) -> torch.Tensor:
-        return self.synthesise_prepared(mel, f0, self.prepare_chunk(mel, f0, 0, mel.shape[-1]))
