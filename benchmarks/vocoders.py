@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -31,6 +32,7 @@ from benchmarks.common import machine  # noqa: E402
 from voiceconv.audio import load_mono, write_audio  # noqa: E402
 from voiceconv.evaluate import evaluate  # noqa: E402
 from voiceconv.features import FeatureConfig, LogMelSpectrogram, compute_features  # noqa: E402
+from voiceconv.metrics import FRAME_PERIOD_MS, F0Metrics, f0_metrics, f0_track  # noqa: E402
 from voiceconv.vocoder import NAMES, load_vocoder  # noqa: E402
 from voiceconv.vocoder.nsf import NSF_SMALL, NSFHiFiGAN  # noqa: E402
 
@@ -38,6 +40,9 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "singing"
 DEFAULT_FILES = [SHARED / "pjs" / f"pjs0{n}_song.flac" for n in (50, 51, 52)] + [
     SHARED / "nit_f001" / "nitech_jp_song070_f001_029.flac"]
 UNTRAINED = "nsf-small-untrained"
+# Measured at 16 kHz: the mel stops at fmax = 8 kHz, so no vocoder can know the band above it,
+# and at 22.05 kHz that band alone dominates the MCD.
+EVAL_RATE = 16000
 
 
 def main() -> None:
@@ -65,6 +70,11 @@ def main() -> None:
     print(f"{len(inputs)} files, {seconds:.0f} s of singing; device {device}; out {out}")
     print(f"{'vocoder':26} {'MCD dB':>7} {'F0 med c':>9} {'GPE':>6} {'V/UV err':>8} "
           f"{'F0 RMSE c':>9} {'x real time':>11}")
+    floor = [given_f0_against_original(out / "reference" / n, f0[0].numpy(), config)
+             for n, _, f0 in inputs]
+    print(f"{'(the F0 given, no vocoder)':26} {'':7} "
+          f"{statistics.mean(m.median_cents for m in floor):9.1f} "
+          f"{statistics.mean(m.gross_pitch_error for m in floor):6.3f}", flush=True)
     for choice in args.vocoders:
         if choice == UNTRAINED:
             vocoder, name = NSFHiFiGAN(NSF_SMALL, config).eval(), choice
@@ -87,14 +97,26 @@ def main() -> None:
         if choice == UNTRAINED:
             print(f"{name:26} {'':7} {'':9} {'':6} {'':8} {'':9} {speed:10.1f}x", flush=True)
             continue
-        # Measured at 16 kHz: the mel stops at fmax = 8 kHz, so no vocoder can know the band
-        # above it, and at 22.05 kHz that band alone dominates the MCD.
         summary = evaluate(out / name, out / "reference", out / f"{name}-eval",
-                           sample_rate=16000, progress=False)
+                           sample_rate=EVAL_RATE, progress=False)
         print(f"{name:26} {summary['mcd_db']:7.2f} {summary['f0_median_cents']:9.1f} "
               f"{summary['gross_pitch_error']:6.3f} {summary['vuv_error']:8.3f} "
               f"{summary['f0_rmse_cents']:9.1f} {speed:10.1f}x",
               flush=True)
+
+
+def given_f0_against_original(reference: Path, f0: np.ndarray, config: FeatureConfig) -> F0Metrics:
+    """The floor of the F0 columns: the F0 every F0-driven vocoder is given (the prep's track,
+    one value per hop), interpolated onto eval's 5 ms frames and measured against eval's own
+    F0 track of the original, as a perfect F0-driven vocoder would score."""
+    reference_f0 = f0_track(load_mono(reference, EVAL_RATE), EVAL_RATE)
+    times = np.arange(len(reference_f0)) * FRAME_PERIOD_MS / 1000
+    centres = (np.arange(len(f0)) + 0.5) * config.hop_length / config.sample_rate
+    voiced = f0 > 0
+    hop_s = config.hop_length / config.sample_rate
+    nearest = np.clip(np.round(times / hop_s - 0.5).astype(int), 0, len(f0) - 1)
+    given = np.exp(np.interp(times, centres[voiced], np.log(f0[voiced])))
+    return f0_metrics(reference_f0, np.where(voiced[nearest], given, 0.0))
 
 
 if __name__ == "__main__":
