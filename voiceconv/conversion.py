@@ -29,8 +29,9 @@ from voiceconv.features import LogMelSpectrogram, extract_f0
 from voiceconv.fileio import atomic_path
 from voiceconv.loudness import MIN_LOUDNESS_DURATION_S, integrated_loudness, normalize_loudness
 from voiceconv.pair import PairConversion
+from voiceconv.threads import in_order
 from voiceconv.vocoder import Vocoder
-from voiceconv.vocoder.base import CrossfadeJoin, in_order
+from voiceconv.vocoder.base import CrossfadeJoin
 
 BLOCK = 1 << 16  # samples per block when streaming files in and out
 SILENCE_DBFS = -60.0  # frames below this (or 50 dB under the loud frames) are silence

@@ -7,19 +7,13 @@ on both sides that the chunks join without a seam.
 
 from __future__ import annotations
 
-import collections
 import itertools
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
 
 import torch
 import torchaudio
 
 from voiceconv.features import F0_FIELDS, FeatureConfig
-
-T = TypeVar("T")
-R = TypeVar("R")
+from voiceconv.threads import in_order
 
 
 def mel_pseudo_inverse(config: FeatureConfig) -> torch.Tensor:
@@ -96,23 +90,6 @@ class Vocoder(torch.nn.Module):
                                                  strict=True):
             joiner.add(start * hop, stop * hop, audio, left * hop)
         return joiner.result()
-
-
-def in_order(fn: Callable[[T], R], items: list[T], workers: int) -> Iterator[R]:
-    """fn over items in up to `workers` threads, results in order; no more than `workers`
-    items are worked on or waiting ahead of the caller, so memory stays bounded however many
-    items there are."""
-    if workers <= 1:
-        yield from map(fn, items)
-        return
-    with ThreadPoolExecutor(workers) as pool:
-        pending: collections.deque[Future[R]] = collections.deque()
-        for item in items:
-            pending.append(pool.submit(fn, item))
-            if len(pending) == workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
 
 
 class CrossfadeJoin:
