@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import logging
 import statistics
 import sys
@@ -147,6 +148,11 @@ def main() -> None:
                             data = FixedBatch(data)
                         per_step.append(statistics.median(time_steps(
                             name, data, args.steps, precision, channels_last, compile_model)))
+                        # A finished Trainer and its model sit in reference cycles: without
+                        # this, the paper config's 6 GB per run piled up until the OOM killer
+                        # stopped the benchmark (23 GB machine).
+                        del data
+                        gc.collect()
                     step = statistics.median(per_step)
                     samples = 2 * args.batch_size / step  # a batch holds crops of A and of B
                     print(f"{name:8} {label:22} {loader:7} {step:8.3f} {samples:10.1f} "
