@@ -8,8 +8,13 @@ the validation's mel-cepstral MCD. If this bound drops far below the identity wh
 CycleGAN stays at the identity, the generator is able and the non-parallel training signal is
 what is missing (not a bug in features, normalisation or the network).
 
+With --discriminator CKPT (a fitted us2 -> us3 CycleGAN), it also measures that signal on the
+same held-out pairs: the cosine between the direction the adversarial loss moves the converted
+mel (minus its gradient) and the direction to the aligned real us3 (a random direction: ~0),
+and D_b's mean score of converted us2 and of real us3 (LSGAN: 1 = real).
+
 Usage: python benchmarks/parallel_bound.py [--prep recipes/mbrola/dump/us2_us3] [--steps 300]
-       [--eval-every 100] [--no-global-residual]
+       [--eval-every 100] [--no-global-residual] [--discriminator CKPT]
 (--prep: the mbrola recipe's prep outputs, `bash recipes/mbrola/run.sh --stop-stage 1`; the
 statistics come from prep_train, the pairs from prep_dev.)
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -29,8 +35,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from benchmarks.common import machine  # noqa: E402
 from data_prep.stats import load_stats  # noqa: E402
+from voiceconv.cyclegan import load_model  # noqa: E402
 from voiceconv.data import load_singer, parallel_pairs  # noqa: E402
 from voiceconv.features import FeatureConfig  # noqa: E402
+from voiceconv.losses import lsgan_generator  # noqa: E402
 from voiceconv.melcep import frame_mcd  # noqa: E402
 from voiceconv.models import Generator  # noqa: E402
 from voiceconv.models.generator import SMALL  # noqa: E402
@@ -44,6 +52,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--no-global-residual", action="store_true")
+    parser.add_argument("--discriminator", type=Path, help="a fitted us2 -> us3 checkpoint")
     args = parser.parse_args()
 
     stats = load_stats(args.prep / "prep_train")
@@ -94,6 +103,29 @@ def main() -> None:
         if step % args.eval_every == 0:
             print(f"| {step} | {time.perf_counter() - start:.0f} | {test_mcd(generator):.2f} |",
                   flush=True)
+    if args.discriminator:
+        print(adversarial_direction(args.discriminator, test))
+
+
+def adversarial_direction(checkpoint: Path, pairs: list) -> str:
+    """How well the adversarial gradient of a fitted CycleGAN points at the real target."""
+    model = load_model(str(checkpoint))
+    cosines, scores = [], []
+    for x, y in pairs:
+        n = x.shape[1] // 4 * 4
+        source, target = torch.from_numpy(x[None, :, :n]), torch.from_numpy(y[None, :, :n])
+        with torch.no_grad():
+            converted = model.g_ab(source)
+        converted.requires_grad_(True)
+        (grad,) = torch.autograd.grad(lsgan_generator(model.d_b(converted)), converted)
+        cosines.append(torch.cosine_similarity(-grad.flatten(), (target - converted).flatten(),
+                                               dim=0).item())
+        with torch.no_grad():
+            scores.append((model.d_b(converted).mean().item(), model.d_b(target).mean().item()))
+    return (f"\n{checkpoint}: cosine(adversarial step, direction to real us3) "
+            f"{statistics.mean(cosines):.3f}; D_b score of converted us2 "
+            f"{statistics.mean(s[0] for s in scores):.2f}, of real us3 "
+            f"{statistics.mean(s[1] for s in scores):.2f}")
 
 
 if __name__ == "__main__":
