@@ -4,7 +4,10 @@ Each file is analysed (log-mel and F0, the prep defaults), re-rendered by each v
 true mel and F0, and measured against the original with `voiceconv eval`: MCD (WORLD
 mel-cepstra, sample-aligned), F0 deviation and gross pitch error against the original's F0,
 V/UV error (analysis at 16 kHz, the band the 0-8 kHz mel describes); plus rendering speed
-(x real time, median of repeats) on this machine.
+(x real time, median of repeats) on this machine, and F0 control: each file rendered again from
+the same mel with the F0 raised by 200 cents, and how far the output's F0 moved (median over
+frames voiced in both renders): 200 for a vocoder whose pitch follows its F0 input, 0 for one
+that takes its pitch from the mel's harmonics. A key shift needs the first kind.
 
 Usage: python benchmarks/vocoders.py [FILE ...] [--seconds 20] [--repeats 3] [--out DIR]
                                     [--vocoders NAME|CKPT|nsf-small-untrained ...]
@@ -34,6 +37,7 @@ from voiceconv.evaluate import evaluate  # noqa: E402
 from voiceconv.features import FeatureConfig, LogMelSpectrogram, compute_features  # noqa: E402
 from voiceconv.metrics import FRAME_PERIOD_MS, F0Metrics, f0_metrics, f0_track  # noqa: E402
 from voiceconv.vocoder import NAMES, load_vocoder  # noqa: E402
+from voiceconv.vocoder.f0_response import f0_response_cents  # noqa: E402
 from voiceconv.vocoder.nsf import NSF_SMALL, NSFHiFiGAN  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "singing"
@@ -69,7 +73,7 @@ def main() -> None:
     print(machine())
     print(f"{len(inputs)} files, {seconds:.0f} s of singing; device {device}; out {out}")
     print(f"{'vocoder':26} {'MCD dB':>7} {'F0 med c':>9} {'GPE':>6} {'V/UV err':>8} "
-          f"{'F0 RMSE c':>9} {'x real time':>11}")
+          f"{'F0 RMSE c':>9} {'x real time':>11} {'F0 +200 c moves':>15}")
     floor = [given_f0_against_original(out / "reference" / n, f0[0].numpy(), config)
              for n, _, f0 in inputs]
     print(f"{'(the F0 given, no vocoder)':26} {'':7} "
@@ -99,10 +103,18 @@ def main() -> None:
             continue
         summary = evaluate(out / name, out / "reference", out / f"{name}-eval",
                            sample_rate=EVAL_RATE, progress=False)
+        moved = f0_control(vocoder, inputs)
         print(f"{name:26} {summary['mcd_db']:7.2f} {summary['f0_median_cents']:9.1f} "
               f"{summary['gross_pitch_error']:6.3f} {summary['vuv_error']:8.3f} "
-              f"{summary['f0_rmse_cents']:9.1f} {speed:10.1f}x",
+              f"{summary['f0_rmse_cents']:9.1f} {speed:10.1f}x {moved:13.0f} c",
               flush=True)
+
+
+def f0_control(vocoder, inputs: list) -> float:
+    """Median shift (cents) of the output F0, over every file's frames, when the F0 given is
+    raised by PROBE_CENTS."""
+    return float(np.median(np.concatenate([f0_response_cents(vocoder, mel, f0)
+                                           for _, mel, f0 in inputs])))
 
 
 def given_f0_against_original(reference: Path, f0: np.ndarray, config: FeatureConfig) -> F0Metrics:

@@ -26,6 +26,7 @@ from voiceconv.loudness import integrated_loudness, true_peak_dbtp
 from voiceconv.metrics import f0_metrics, f0_track
 from voiceconv.pair import SingerPair
 from voiceconv.vocoder import load_vocoder
+from voiceconv.vocoder.nsf import NSF_V1, NSFHiFiGAN
 from voiceconv.vocoder.world import World
 
 # Held-out songs (not in the excerpts the model was fitted on).
@@ -183,6 +184,17 @@ def test_key_shift_with_a_vocoder_that_ignores_f0_is_refused(fitted_model):
     with pytest.raises(VoiceconvError, match="F0-driven vocoder"):
         Converter(SingerPair.from_checkpoint(str(fitted_model)),
                   load_vocoder("griffin-lim", FeatureConfig()),
+                  ConvertSettings(key=2))
+
+
+def test_key_shift_through_a_vocoder_that_takes_f0_but_ignores_it_is_refused(fitted_model):
+    # NSF-HiFi-GAN straight from the universal weights: its source injections are still zero,
+    # so it declares uses_f0 yet sings at the mel's pitch; a key shift would change nothing.
+    nsf = NSFHiFiGAN(NSF_V1, FeatureConfig())
+    nsf.generator.init_from_universal()
+    nsf.generator.remove_weight_norm()
+    with pytest.raises(VoiceconvError, match=r"follows its F0 input.*moved its output by 0"):
+        Converter(SingerPair.from_checkpoint(str(fitted_model)), nsf.eval(),
                   ConvertSettings(key=2))
 
 

@@ -18,6 +18,7 @@ from voiceconv.features import FeatureConfig
 from voiceconv.metrics import f0_metrics, f0_track
 from voiceconv.pair import load_plain
 from voiceconv.vocoder import load_vocoder
+from voiceconv.vocoder.f0_response import PROBE_CENTS, probe_f0_response
 from voiceconv.vocoder.hifigan import HiFiGANUniversal
 from voiceconv.vocoder.nsf import NSF_SMALL, NSF_V1, NSFHiFiGAN, SineSource
 
@@ -63,6 +64,15 @@ def test_v1_initialised_from_universal_renders_as_the_universal_hifigan(mel_f0):
     ours = nsf.eval().render(mel[..., :200], f0[..., :200])
     universal = HiFiGANUniversal().render(mel[..., :200], f0[..., :200])
     assert torch.allclose(ours, universal, atol=1e-5)
+
+
+def test_the_f0_probe_tells_a_vocoder_that_follows_f0_from_one_that_ignores_it():
+    world = load_vocoder("world", FeatureConfig())
+    assert abs(probe_f0_response(world) - PROBE_CENTS) < 15
+    nsf = NSFHiFiGAN(NSF_V1, FeatureConfig())
+    nsf.generator.init_from_universal()  # the injections start at zero: F0 is not used yet
+    nsf.generator.remove_weight_norm()
+    assert abs(probe_f0_response(nsf.eval())) < 15
 
 
 def test_chunked_rendering_equals_one_shot(mel_f0):

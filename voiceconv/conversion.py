@@ -32,6 +32,7 @@ from voiceconv.pair import PairConversion
 from voiceconv.threads import in_order
 from voiceconv.vocoder import Vocoder
 from voiceconv.vocoder.base import CrossfadeJoin
+from voiceconv.vocoder.f0_response import require_f0_control
 
 BLOCK = 1 << 16  # samples per block when streaming files in and out
 SILENCE_DBFS = -60.0  # frames below this (or 50 dB under the loud frames) are silence
@@ -108,9 +109,8 @@ class Converter:
                                            and -MAX_KEY <= settings.key <= MAX_KEY):
             raise VoiceconvError(f"key must be 'auto' or semitones in [-{MAX_KEY}, {MAX_KEY}] "
                                  f"(got {settings.key!r})")
-        if settings.key != 0 and not vocoder.uses_f0:
-            raise VoiceconvError(f"a key shift needs an F0-driven vocoder (world); "
-                                 f"{vocoder.name} takes its pitch from the mel")
+        if settings.key != 0:
+            require_f0_control(vocoder)
         self.model, self.vocoder = model.to(device).eval(), vocoder.to(device).eval()
         self.settings = settings
         self.config = model_config.replace(f0_method=settings.f0_method or
