@@ -21,6 +21,7 @@ from voiceconv.vocoder import load_vocoder
 from voiceconv.vocoder.f0_response import PROBE_CENTS, probe_f0_response
 from voiceconv.vocoder.hifigan import HiFiGANUniversal
 from voiceconv.vocoder.nsf import NSF_SMALL, NSF_V1, NSFHiFiGAN, SineSource
+from voiceconv.vocoder.training import VocoderData
 
 SMALL = REPO / "recipes" / "common" / "conf" / "nsf_hifigan_small.yaml"
 
@@ -90,13 +91,41 @@ def test_chunked_rendering_equals_one_shot(mel_f0):
     assert (one_shot - chunked).abs().max() <= 1e-4
 
 
+def test_pitch_shifted_crops_move_f0_and_audio_but_keep_the_mel(prepared):
+    def crops(shift_prob: float) -> VocoderData:
+        data = VocoderData(str(prepared.out_dir), crop_frames=64, batch_size=8, val_segments=1,
+                           pitch_shift_prob=shift_prob, pitch_shift_semitones=4)
+        data.setup("fit")
+        return data
+
+    batch, plain = crops(0.5).train_set.batch(3), crops(0.0).train_set.batch(3)
+    assert torch.equal(batch["mel"], plain["mel"])  # same crops; the mel given is untouched
+    shifted = batch["shifted"]
+    assert 0 < shifted.sum() < len(shifted)
+    assert torch.equal(batch["audio"][~shifted], plain["audio"][~shifted])
+    assert torch.equal(batch["f0"][~shifted], plain["f0"][~shifted])
+    rate = FeatureConfig().sample_rate
+    for i in torch.nonzero(shifted).flatten().tolist():
+        voiced = plain["f0"][i] > 0
+        cents = 1200 * torch.log2(batch["f0"][i][voiced] / plain["f0"][i][voiced])
+        assert cents.std() < 1e-3 and 0 < cents.abs()[0] <= 400
+        # The audio moved with the F0 (harvest on the crops, frames voiced in both).
+        before, after = (f0_track(x[i].numpy().astype(np.float64), rate)
+                         for x in (plain["audio"], batch["audio"]))
+        both = (before > 0) & (after > 0)
+        moved = np.median(1200 * np.log2(after[both] / before[both]))
+        assert abs(moved - cents[0].item()) < 15, (moved, cents[0].item())
+    assert all(torch.equal(a, b) for a, b in zip(batch.values(), crops(0.5).train_set.batch(3)
+                                                 .values(), strict=True))
+
+
 @pytest.fixture(scope="module")
 def vocoder_config(prepared, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("vocoder")
     config = {
         "data": {"class_path": "voiceconv.vocoder.training.VocoderData", "init_args": {
-            "prep_dir": str(prepared.out_dir), "crop_frames": 8, "batch_size": 1,
-            "val_segments": 1, "val_max_frames": 32}},
+            "prep_dir": str(prepared.out_dir), "crop_frames": 8, "batch_size": 2,
+            "val_segments": 1, "val_max_frames": 32, "pitch_shift_prob": 0.5}},
         "model": {"init_args": {"discriminator": {"periods": [2, 3], "period_channels": 2,
                                                   "resolution_channels": 2},
                                 "nsf": {"upsample_initial_channel": 32}}},

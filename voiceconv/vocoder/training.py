@@ -2,9 +2,10 @@
 SLURM and DDP plumbing as the CycleGAN).
 
 Data: random crops of (log-mel, F0, audio) from any number of singers in a `voiceconv prep`
-output; batch k is a function of (seed, rank, k) only. One training step updates the
-discriminators (multi-period + multi-resolution, least squares) and then the generator
-(adversarial + feature matching + mel L1).
+output; batch k is a function of (seed, rank, k) only. Optionally a share of the crops is
+pitch-shifted in F0 and target audio but not in the mel given (see `VocoderData`). One
+training step updates the discriminators (multi-period + multi-resolution, least squares) and
+then the generator (adversarial + feature matching + mel L1).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import lightning as L
 import numpy as np
+import pyworld
 import torch
 from torch.utils.data import Dataset
 
@@ -61,11 +63,13 @@ class VocoderOptimizerConfig:
 
 
 class SegmentAudio:
-    """Every prepared segment's mel, F0 and audio, concatenated, with valid crop starts."""
+    """Every prepared segment's mel, F0 and audio, concatenated, with valid crop starts; with
+    `world_analysis`, also each frame's WORLD spectral envelope and aperiodicity (from the
+    segment's own audio and F0), for re-synthesising crops at another pitch."""
 
     def __init__(self, prep_dir: Path, rows: list[dict[str, Any]], crop_frames: int,
-                 hop: int) -> None:
-        mels, f0s, audios, starts, offset = [], [], [], [], 0
+                 hop: int, sample_rate: int, world_analysis: bool = False) -> None:
+        mels, f0s, audios, envelopes, aperiodicities, starts, offset = [], [], [], [], [], [], 0
         for row in rows:
             feats = load_features(prep_dir / row["features"])
             frames = feats["mel"].shape[1]
@@ -75,6 +79,10 @@ class SegmentAudio:
                 audios.append(feats["audio"][: frames * hop])
                 starts.append(offset + np.arange(frames - crop_frames + 1))
                 offset += frames
+                if world_analysis:
+                    sp, ap = world_analyse(audios[-1], f0s[-1], hop, sample_rate)
+                    envelopes.append(sp)
+                    aperiodicities.append(ap)
         if not mels:
             raise VoiceconvError(f"no segment of at least {crop_frames} frames; lower "
                                  "data.crop_frames")
@@ -82,23 +90,65 @@ class SegmentAudio:
         self.f0 = torch.from_numpy(np.concatenate(f0s))
         self.audio = torch.from_numpy(np.concatenate(audios))
         self.starts = torch.from_numpy(np.concatenate(starts))
-        self.hop, self.crop_frames = hop, crop_frames
+        self.hop, self.crop_frames, self.sample_rate = hop, crop_frames, sample_rate
+        self.envelope = np.concatenate(envelopes) if envelopes else None  # (frames, bins)
+        self.aperiodicity = np.concatenate(aperiodicities) if aperiodicities else None
+
+    def resynthesise(self, start: int, factor: float, context: int = 4) -> np.ndarray:
+        """Crop [start, start + crop_frames) re-synthesised by WORLD with its F0 times
+        `factor` and its own envelope and aperiodicity: only the pitch changes. A few frames
+        of context on each side keep WORLD's start-up out of the crop."""
+        hop, frames = self.hop, self.crop_frames
+        lo, hi = max(0, start - context), min(len(self.f0), start + frames + context)
+        y = pyworld.synthesize(self.f0[lo:hi].double().numpy() * factor,
+                               self.envelope[lo:hi].astype(np.float64),
+                               self.aperiodicity[lo:hi].astype(np.float64),
+                               self.sample_rate, 1000 * hop / self.sample_rate)
+        # WORLD frame k is at sample k * hop; ours are centred on (k + 1/2) * hop.
+        y = np.concatenate([np.zeros(hop // 2), y])
+        first = (start - lo) * hop
+        y = np.pad(y, (0, max(0, first + frames * hop - len(y))))
+        return y[first: first + frames * hop].astype(np.float32)
+
+
+def world_analyse(audio: np.ndarray, f0: np.ndarray, hop: int,
+                  sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """WORLD envelope and aperiodicity (float32, (frames, bins)) at our frame centres, with
+    the prep's F0 (the one the vocoder is given)."""
+    x, f0 = audio.astype(np.float64), f0.astype(np.float64)
+    t = (np.arange(len(f0)) + 0.5) * hop / sample_rate
+    sp = pyworld.cheaptrick(x, f0, t, sample_rate)
+    ap = pyworld.d4c(x, f0, t, sample_rate)
+    return sp.astype(np.float32), ap.astype(np.float32)
 
 
 class AudioCrops(IndexedBatches):
-    """Endless batches {"mel": (B, n_mels, N), "f0": (B, N), "audio": (B, N * hop)}."""
+    """Endless batches {"mel": (B, n_mels, N), "f0": (B, N), "audio": (B, N * hop),
+    "shifted": (B,) bool}: with `shift_prob`, that share of the crops has its F0 and audio
+    (WORLD re-synthesis) moved by up to ±`shift_semitones`; their mel stays the original's."""
 
-    def __init__(self, data: SegmentAudio, batch_size: int, seed: int) -> None:
+    def __init__(self, data: SegmentAudio, batch_size: int, seed: int,
+                 shift_prob: float = 0.0, shift_semitones: float = 0.0) -> None:
         self.data, self.batch_size, self.seed = data, batch_size, seed
+        self.shift_prob, self.shift_semitones = shift_prob, shift_semitones
 
     def batch(self, index: int) -> dict[str, torch.Tensor]:
-        d = self.data
-        pick = d.starts[torch.randint(len(d.starts), (self.batch_size,),
-                                      generator=self.batch_rng(index))]
+        d, rng = self.data, self.batch_rng(index)
+        pick = d.starts[torch.randint(len(d.starts), (self.batch_size,), generator=rng)]
         frames = pick[:, None] + torch.arange(d.crop_frames)
         samples = pick[:, None] * d.hop + torch.arange(d.crop_frames * d.hop)
-        return {"mel": d.mel[:, frames].permute(1, 0, 2).contiguous(), "f0": d.f0[frames],
-                "audio": d.audio[samples]}
+        batch = {"mel": d.mel[:, frames].permute(1, 0, 2).contiguous(), "f0": d.f0[frames],
+                 "audio": d.audio[samples], "shifted": torch.zeros(self.batch_size, dtype=bool)}
+        if self.shift_prob > 0:
+            shifted = torch.rand(self.batch_size, generator=rng) < self.shift_prob
+            semitones = (2 * torch.rand(self.batch_size, generator=rng) - 1) * \
+                self.shift_semitones
+            for i in torch.nonzero(shifted).flatten().tolist():
+                factor = 2 ** (float(semitones[i]) / 12)
+                batch["f0"][i] *= factor
+                batch["audio"][i] = torch.from_numpy(d.resynthesise(int(pick[i]), factor))
+            batch["shifted"] = shifted
+        return batch
 
 
 class WholeSegments(Dataset):
@@ -128,12 +178,19 @@ class VocoderData(CropData):
         crop_frames: frames per crop (32 frames = 8192 samples at hop 256).
         val_segments: the last N segments (by id) of each singer are held out for validation.
         val_max_frames: validation segments are cut to this many frames.
+        pitch_shift_prob: share of training crops whose F0 and target audio are moved by a
+            random pitch shift (WORLD re-synthesis from the crop's own envelope and
+            aperiodicity) while the mel given stays the original's. The mel's harmonics then
+            disagree with the F0, so the generator must take its pitch from the F0: what a key
+            shift at conversion needs. 0 (default): plain crops.
+        pitch_shift_semitones: the shift is uniform in ±this many semitones.
         seed: batch k is a function of (seed, k, rank) only.
     """
 
     def __init__(self, prep_dir: str, singers: list[str] | None = None, crop_frames: int = 32,
                  batch_size: int = 8, num_workers: int = 0, val_segments: int = 2,
-                 val_max_frames: int = 512, seed: int = 0) -> None:
+                 val_max_frames: int = 512, pitch_shift_prob: float = 0.0,
+                 pitch_shift_semitones: float = 6.0, seed: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.prep_dir = Path(prep_dir)
@@ -156,8 +213,11 @@ class VocoderData(CropData):
                                      f"{self.prep_dir}; cannot hold out {hp.val_segments}")
             train += mine[: len(mine) - hp.val_segments]
             val += mine[len(mine) - hp.val_segments:]
-        self.train_set = AudioCrops(SegmentAudio(self.prep_dir, train, hp.crop_frames, hop),
-                                    hp.batch_size, hp.seed)
+        crops = SegmentAudio(self.prep_dir, train, hp.crop_frames, hop,
+                             self.feature_config.sample_rate,
+                             world_analysis=hp.pitch_shift_prob > 0)
+        self.train_set = AudioCrops(crops, hp.batch_size, hp.seed, hp.pitch_shift_prob,
+                                    hp.pitch_shift_semitones)
         self.val_set = WholeSegments(self.prep_dir, val, hp.val_max_frames)
 
 
@@ -236,6 +296,10 @@ class NSFHiFiGANTraining(ExactResume, L.LightningModule):
         sched_g, sched_d = self.lr_schedulers()
         w = self.loss_weights
         mel, f0, real = batch["mel"], batch["f0"], batch["audio"]
+        # The mel loss's target: the analysed mel, or for pitch-shifted crops (whose audio
+        # no longer matches the mel given) the mel of their shifted audio.
+        target_mel = torch.where(batch["shifted"][:, None, None], self.mel(real), mel) \
+            if batch["shifted"].any() else mel
         phase0 = torch.rand(f0.shape[0], generator=self.source_rng).to(self.device)
         fake = self.generator(mel, f0, phase0, rng=self.source_rng)
 
@@ -256,7 +320,7 @@ class NSFHiFiGANTraining(ExactResume, L.LightningModule):
                 _, real_features = self.discriminator(real)
             g = {"g_adversarial": generator_adversarial_loss(fake_logits),
                  "g_feature_matching": feature_matching_loss(real_features, fake_features),
-                 "g_mel_l1": torch.nn.functional.l1_loss(self.mel(fake), mel)}
+                 "g_mel_l1": torch.nn.functional.l1_loss(self.mel(fake), target_mel)}
             g_loss = (w.adversarial * g["g_adversarial"]
                       + w.feature_matching * g["g_feature_matching"] + w.mel * g["g_mel_l1"])
             opt_g.zero_grad(set_to_none=True)
