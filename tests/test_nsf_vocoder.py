@@ -159,7 +159,7 @@ def test_trains_resumes_exactly_and_its_checkpoint_is_a_vocoder(vocoder_config, 
     assert max((straight[k] - resumed[k]).abs().max().item() for k in straight) <= 1e-6
     metrics = (root / "straight" / "metrics.csv").read_text()
     for name in ("train/g_mel_l1", "train/g_feature_matching", "train/g_adversarial",
-                 "train/d_loss", "val/mel_l1", "val/mcd"):
+                 "train/d_loss", "val/mel_l1", "val/mcd", "val/f0_response_cents"):
         assert name in metrics
     # The checkpoint loads (weights_only) as a vocoder by path, with its feature config.
     vocoder = load_vocoder(str(root / "straight" / "checkpoints" / "last.ckpt"),

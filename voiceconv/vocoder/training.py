@@ -36,7 +36,15 @@ from voiceconv.vocoder.discriminators import (
     feature_matching_loss,
     generator_adversarial_loss,
 )
-from voiceconv.vocoder.nsf import NSF_V1, NSFConfig, NSFHiFiGANGenerator, config_dict
+from voiceconv.vocoder.f0_response import probe_f0_response
+from voiceconv.vocoder.nsf import (
+    NSF_V1,
+    NSFConfig,
+    NSFHiFiGAN,
+    NSFHiFiGANGenerator,
+    config_dict,
+    nsf_config,
+)
 
 
 @dataclass(frozen=True)
@@ -346,6 +354,15 @@ class NSFHiFiGANTraining(ExactResume, L.LightningModule):
         self.log("val/mel_l1", torch.nn.functional.l1_loss(fake_mel, mel), prog_bar=True,
                  batch_size=1)
         self.log("val/mcd", frame_mcd(mel, fake_mel).mean(), batch_size=1)
+
+    def on_validation_epoch_end(self) -> None:
+        # Whether the pitch follows the F0 input yet (what `convert --key` needs): 200 when it
+        # does, 0 while the filter still sings from the mel (see voiceconv.vocoder.f0_response).
+        if self.trainer.sanity_checking:
+            return
+        vocoder = NSFHiFiGAN(nsf_config(self.hparams.nsf), self.feature_config)
+        vocoder.generator.load_state_dict(self.generator.state_dict())
+        self.log("val/f0_response_cents", probe_f0_response(vocoder.to(self.device).eval()))
 
 
 class ExponentialStepDecay:
