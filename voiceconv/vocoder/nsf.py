@@ -1,5 +1,6 @@
-"""NSF-HiFi-GAN: a HiFi-GAN generator driven by a neural source-filter excitation, so the
-pitch of the output follows the given F0 instead of what the mel's harmonics suggest.
+"""NSF-HiFi-GAN: a HiFi-GAN generator driven by a neural source-filter excitation, so that,
+once trained to use it, the pitch of the output follows the given F0 instead of what the mel's
+harmonics suggest (`voiceconv.vocoder.f0_response` measures whether it does).
 
 source: F0 (frames) -> per-sample phase -> sines at harmonics 1..H (voiced) plus noise ->
         one excitation channel (learned mix, tanh)
@@ -7,9 +8,12 @@ filter: the HiFi-GAN generator; before the residual stacks of each up-sampling s
         excitation, down-sampled to that stage's rate by a strided conv, is added.
 
 The injection convs start at zero, so a freshly built V1-sized NSF generator initialised from
-the universal HiFi-GAN renders exactly what the universal one does; fine-tuning teaches it to
-use the source. Phase is integrated from absolute time zero and the noise is read from a fixed
-table at absolute sample positions, so chunked rendering equals one-shot rendering.
+the universal HiFi-GAN renders exactly what the universal one does; fine-tuning is meant to
+teach it to use the source (400 CPU steps do not yet: the output's pitch still comes from the
+mel; see the README's vocoder section).
+
+Phase is integrated from absolute time zero and the noise is read from a fixed table at
+absolute sample positions, so chunked rendering equals one-shot rendering.
 """
 
 from __future__ import annotations
