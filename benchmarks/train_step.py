@@ -143,7 +143,8 @@ def main() -> None:
                     for _ in range(args.repeats):
                         data = SingerPairData(str(prep), *args.singers, args.crop_frames,
                                               args.batch_size, num_workers=args.workers
-                                              if loader == "on" else 0, val_segments=1)
+                                              if loader == "on" else 0, val_segments=1,
+                                              neighbour_k=16)
                         if loader == "off":
                             data = FixedBatch(data)
                         per_step.append(statistics.median(time_steps(

@@ -61,7 +61,8 @@ def fit_config(prepared, tmp_path_factory) -> Path:
     config = {
         "data": {"class_path": "voiceconv.data.SingerPairData", "init_args": {
             "prep_dir": str(prepared.out_dir), "singer_a": "nit_f001", "singer_b": "pjs",
-            "crop_frames": 32, "batch_size": 2, "val_segments": 1, "val_max_frames": 128}},
+            "crop_frames": 32, "batch_size": 2, "val_segments": 1, "val_max_frames": 128,
+            "neighbour_k": 4}},
         "trainer": {"max_steps": 4, "val_check_interval": 2, "check_val_every_n_epoch": None,
                     "log_every_n_steps": 1, "enable_progress_bar": False, "accelerator": "cpu",
                     "enable_model_summary": False},

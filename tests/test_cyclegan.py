@@ -19,7 +19,9 @@ import yaml
 from tests.conftest import REPO
 from voiceconv.cli import run_command
 from voiceconv.cyclegan import load_model
+from voiceconv.data import SingerPairData
 from voiceconv.features import FeatureConfig
+from voiceconv.neighbours import neighbour_means
 
 SMALL = REPO / "recipes" / "common" / "conf" / "cyclegan_small.yaml"
 PAPER = REPO / "recipes" / "common" / "conf" / "cyclegan_paper.yaml"
@@ -64,7 +66,7 @@ def test_a_few_steps_log_every_loss_term_checkpoints_and_previews(size, fit_conf
     assert fit(*args) == 0
     out = exp_dir(fit_config, name)
     rows = metrics(out)
-    for term in LOSS_TERMS:
+    for term in LOSS_TERMS + (["train/g_neighbour"] if size == SMALL else []):
         values = last_values(rows, term)
         assert values and all(math.isfinite(v) for v in values), term
     for key in ("val/mcd_cycle_a", "val/mcd_mean_envelope", "val/mcd_mean_envelope_source"):
@@ -200,20 +202,34 @@ def test_resuming_against_other_features_is_refused(fit_config, capsys):
     assert len(err) == 1 and "n_fft: checkpoint 2048 vs data 1024" in err[0]
 
 
-def test_training_learns_cycle_reconstruction_and_discrimination(fit_config):
-    """Short CPU training must beat its barely trained self: the cycle A->B->A reconstructs
-    the held-out singing clearly better (mean of the last three validations at least 30 %
-    lower than the first, after 5 steps; measured 40 %), and the discriminators separate real
-    from converted crops (their loss falls below the 0.5 of a constant guess)."""
+def test_training_learns_to_move_toward_the_target_and_to_discriminate(fit_config, prepared):
+    """Short CPU training must beat its untrained self (the identity: global residual,
+    zero-initialised output): the trained A->B generator lands closer to B's nearest frames,
+    on A's training frames (L1 at most 85 % of the identity's; measured 74 %) and on a held-out
+    segment as long as all of A's training audio here (at most 97 %; measured 94 %), and the
+    discriminators separate real from converted crops (their loss falls below the 0.5 of a
+    constant guess). (The cycle A->B->A, perfect at the identity, gets worse as the
+    generators leave it, so it is no measure of learning here.)"""
     assert fit("--config", SMALL, "--config", fit_config, "--experiment", "learn",
-               "--trainer.max_steps", "60", "--trainer.val_check_interval", "5",
+               "--trainer.max_steps", "120", "--trainer.val_check_interval", "60",
                "--data.init_args.batch_size", "4", "--preview_every_n_steps", "0",
-               "--checkpoint_every_n_steps", "60") == 0
-    rows = metrics(exp_dir(fit_config, "learn"))
-    cycle = last_values(rows, "val/mcd_cycle_a")
-    assert len(cycle) == 12
-    assert sum(cycle[-3:]) / 3 < 0.7 * cycle[0], cycle
-    d_fake = last_values(rows, "train/d_b_fake")
+               "--checkpoint_every_n_steps", "120") == 0
+    out = exp_dir(fit_config, "learn")
+    generator = load_model(out / "checkpoints" / "last.ckpt").g_ab
+    data = SingerPairData(str(prepared.out_dir), "nit_f001", "pjs", val_segments=1,
+                          neighbour_k=4)
+    data.setup("fit")
+    held_out = torch.from_numpy(data.val_set.pairs[0][0])  # A, (n_mels, T)
+    for source, target, most in (
+            (data.train_set.mels["a"], data.train_set.mels["nn_b"], 0.85),
+            (held_out, neighbour_means(held_out, data.train_set.mels["b"], 4), 0.97)):
+        with torch.no_grad():
+            converted = generator(source[None, :, : source.shape[1] // 4 * 4])[0]
+        target = target[:, : converted.shape[1]]
+        untrained, learnt = ((x[:, : converted.shape[1]] - target).abs().mean().item()
+                             for x in (source, converted))
+        assert learnt < most * untrained, (untrained, learnt)
+    d_fake = last_values(metrics(out), "train/d_b_fake")
     assert sum(d_fake[-10:]) / 10 < 0.25, d_fake  # LSGAN: a constant 0.5 guess scores 0.25
 
 
@@ -225,6 +241,13 @@ def test_bf16_mixed_precision_trains(fit_config):
     rows = metrics(exp_dir(fit_config, "bf16"))
     assert all(math.isfinite(v) for v in last_values(rows, "train/g_loss"))
     assert all(math.isfinite(v) for v in last_values(rows, "val/mcd_cycle_a"))
+
+
+def test_the_neighbour_loss_without_neighbour_targets_is_one_clear_line(fit_config, capsys):
+    code = fit("--config", SMALL, "--config", fit_config, "--experiment", "no-targets",
+               "--data.init_args.neighbour_k", "0")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "set data.neighbour_k" in err[0], err
 
 
 def test_a_folder_that_is_not_a_prep_output_is_one_clear_line(fit_config, tmp_path, capsys):

@@ -22,6 +22,7 @@ from voiceconv.metrics import (
     loudness_lufs,
     mcep_alpha,
     mel_cepstral_distortion,
+    transposition_semitones,
 )
 
 MBROLA_DEV = REPO.parent / "shared" / "data" / "mbrola" / "dev"
@@ -149,3 +150,11 @@ def test_degenerate_input_is_an_error_or_nan_with_a_reason(singing):
     result = mel_cepstral_distortion(silence, silence)
     assert math.isnan(result.mcd_db) or result.n_frames > 0
     assert loudness_lufs(np.zeros(sr), sr) == -math.inf
+
+
+def test_the_transposition_is_the_median_interval_in_whole_semitones():
+    ref = np.array([0.0, 220.0, 247.0, 262.0, 294.0, 330.0, 0.0])
+    conv = ref * 2 ** (-9 / 12) * np.array([1, 1, 1, 1.02, 1, 2, 1])  # one octave slip
+    conv[6] = 100.0  # voiced only in the conversion: ignored
+    assert transposition_semitones(ref, conv) == -9
+    assert transposition_semitones(ref, np.zeros_like(ref)) == 0

@@ -6,6 +6,7 @@ One training step (batch = unpaired crops of A and B, each normalised by its sin
      D2_a, D2_b (real vs cycle-reconstructed), least squares
   3. generator step against the updated discriminators: adversarial + two-step adversarial
      + cycle consistency + identity (identity weight dropped after `identity_until_step`)
+     + optionally L1 to nearest-neighbour pseudo-targets (`voiceconv.neighbours`)
 Every loss term is logged under train/.
 """
 
@@ -23,7 +24,7 @@ from torch import nn
 
 from voiceconv import losses
 from voiceconv.callbacks import StepClock
-from voiceconv.errors import FeatureConfigMismatch
+from voiceconv.errors import FeatureConfigMismatch, VoiceconvError
 from voiceconv.melcep import MCD_CONSTANT, frame_mcd, mel_cepstrum
 from voiceconv.models import Generator, GeneratorConfig, PatchDiscriminator, fif_mask
 from voiceconv.models.generator import PAPER
@@ -45,6 +46,9 @@ class LossWeights:
     cycle: float = 10.0
     identity: float = 5.0
     identity_until_step: int = 10_000  # as in CycleGAN-VC: identity helps only early on
+    # L1 toward the mean of the target singer's nearest frames (needs data.neighbour_k > 0):
+    # the frame-level signal the adversarial loss gives too slowly. 0: the papers' losses.
+    neighbour: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,10 @@ class CycleGANVC(PairConversion, ExactResume, L.LightningModule):
                                         f"{data_config.n_mels})")
         self.hparams.feature_config = data_config.to_dict()
         self.hparams.singer_stats = self.trainer.datamodule.singer_stats
+        if self.loss_weights.neighbour > 0 and not self.trainer.datamodule.hparams.get(
+                "neighbour_k"):
+            raise VoiceconvError("model loss.neighbour > 0 needs nearest-neighbour targets: "
+                                 "set data.neighbour_k (e.g. 16)")
 
     def own_rngs(self) -> dict[str, torch.Generator]:
         return {"mask": self.mask_rng}
@@ -238,9 +246,12 @@ class CycleGANVC(PairConversion, ExactResume, L.LightningModule):
             if identity_weight > 0:
                 g["g_identity"] = (losses.identity_mapping(real_b, self.g_ab(real_b))
                                    + losses.identity_mapping(real_a, self.g_ba(real_a)))
+            if w.neighbour > 0:
+                g["g_neighbour"] = (losses.neighbour_target(fake_b, batch["nn_b"])
+                                    + losses.neighbour_target(fake_a, batch["nn_a"]))
             weights = {"g_adversarial": w.adversarial, "g_cycle": w.cycle,
                        "g_two_step_adversarial": w.two_step_adversarial,
-                       "g_identity": identity_weight}
+                       "g_identity": identity_weight, "g_neighbour": w.neighbour}
             g_loss = sum(weights[k] * v for k, v in g.items())
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)

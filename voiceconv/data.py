@@ -23,6 +23,7 @@ from data_prep.stats import load_stats
 from voiceconv.errors import VoiceconvError
 from voiceconv.features import FeatureConfig
 from voiceconv.fileio import read_jsonl
+from voiceconv.neighbours import neighbour_means
 
 
 @dataclasses.dataclass
@@ -100,11 +101,13 @@ class RandomCrops(IndexedBatches):
     """Endless batches {"a": (B, n_mels, N), "b": (B, n_mels, N)} of unpaired random crops.
 
     Crops are drawn uniformly over every position where an N-frame window fits, so long
-    segments are sampled in proportion to their length.
+    segments are sampled in proportion to their length. With `neighbour_k`, batches also hold
+    "nn_b" and "nn_a": for each frame of the A (B) crop, the mean of its k nearest frames of
+    the other singer (`voiceconv.neighbours`), computed once here.
     """
 
     def __init__(self, a: SingerData, b: SingerData, crop_frames: int, batch_size: int,
-                 seed: int) -> None:
+                 seed: int, neighbour_k: int = 0) -> None:
         self.crop_frames, self.batch_size, self.seed = crop_frames, batch_size, seed
         self.mels, self.starts = {}, {}
         for key, singer in (("a", a), ("b", b)):
@@ -117,6 +120,9 @@ class RandomCrops(IndexedBatches):
             self.starts[key] = torch.from_numpy(np.concatenate(
                 [o + np.arange(m.shape[1] - crop_frames + 1)
                  for o, m in zip(offsets, usable, strict=True)]))
+        if neighbour_k:
+            self.mels["nn_b"] = neighbour_means(self.mels["a"], self.mels["b"], neighbour_k)
+            self.mels["nn_a"] = neighbour_means(self.mels["b"], self.mels["a"], neighbour_k)
 
     def batch(self, index: int) -> dict[str, torch.Tensor]:
         rng = self.batch_rng(index)
@@ -126,6 +132,9 @@ class RandomCrops(IndexedBatches):
             pick = torch.randint(len(self.starts[key]), (self.batch_size,), generator=rng)
             frames = self.starts[key][pick][:, None] + window  # (B, N)
             out[key] = self.mels[key][:, frames].permute(1, 0, 2).contiguous()
+            nn_key = "nn_b" if key == "a" else "nn_a"
+            if nn_key in self.mels:
+                out[nn_key] = self.mels[nn_key][:, frames].permute(1, 0, 2).contiguous()
         return out
 
 
@@ -214,13 +223,15 @@ class SingerPairData(CropData):
         val_prep_dir: held-out segments for validation (default: the last `val_segments`
             segments of each singer in `prep_dir`, excluded from training).
         val_parallel: validation pairs are the same melodies sung by both (mbrola).
+        neighbour_k: if > 0, batches carry nearest-neighbour pseudo-targets (the mean of the k
+            nearest frames of the other singer) for the model's `loss.neighbour` term.
         seed: the data seed; batch k is a function of (seed, k, rank) only.
     """
 
     def __init__(self, prep_dir: str, singer_a: str, singer_b: str, crop_frames: int = 64,
                  batch_size: int = 8, num_workers: int = 0, val_prep_dir: str | None = None,
                  val_segments: int = 4, val_parallel: bool = False, val_max_pairs: int = 8,
-                 val_max_frames: int = 1024, seed: int = 0) -> None:
+                 val_max_frames: int = 1024, neighbour_k: int = 0, seed: int = 0) -> None:
         super().__init__()
         # Nothing is read or checked here: errors raised while LightningCLI instantiates
         # classes reach the user wrapped in a page of parser output; in setup they are one line.
@@ -253,7 +264,8 @@ class SingerPairData(CropData):
             val_b = load_singer(val_dir, hp.singer_b, b.stats)
         else:
             val_a, val_b = (_split_off(s, hp.val_segments) for s in (a, b))
-        self.train_set = RandomCrops(a, b, hp.crop_frames, hp.batch_size, hp.seed)
+        self.train_set = RandomCrops(a, b, hp.crop_frames, hp.batch_size, hp.seed,
+                                     hp.neighbour_k)
         self.val_set = ValidationPairs(val_a, val_b, hp.val_parallel, hp.val_max_pairs,
                                        hp.val_max_frames, self.frame_seconds)
 

@@ -29,6 +29,7 @@ from voiceconv.metrics import (
     f0_track,
     loudness_lufs,
     mel_cepstral_distortion,
+    transposition_semitones,
 )
 from voiceconv.plotting import format_number
 from voiceconv.threads import in_order
@@ -36,7 +37,7 @@ from voiceconv.threads import in_order
 SUMMARY_KEYS = ("mcd_db", "f0_rmse_cents", "f0_median_cents", "f0_corr", "vuv_error",
                 "gross_pitch_error", "octave_error_rate", "speaker_sim_target",
                 "speaker_sim_source", "speaker_sim_shift", "speaker_sim_target_unconverted",
-                "speaker_sim_gain", "loudness_lufs", "duration_ratio")
+                "speaker_sim_gain", "loudness_lufs", "duration_ratio", "f0_key_semitones")
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def load_score(path: Path) -> dict[str, list[list[float]]]:
 
 
 def evaluate_pair(pair: Pair, mode: str, score: dict[str, list] | None,
-                  sample_rate: int) -> dict[str, Any]:
+                  sample_rate: int, transposed: bool = False) -> dict[str, Any]:
     converted = load_mono(pair.converted, sample_rate)
     conv_frames = analyse(converted, sample_rate)
     row: dict[str, Any] = {"file": pair.key}
@@ -101,6 +102,12 @@ def evaluate_pair(pair: Pair, mode: str, score: dict[str, list] | None,
             # Unaligned pairs compare F0 along the MCD alignment path.
             f0_reference, against = ref_frames.f0[mcd.path[:, 0]], "reference"
             f0_converted = conv_frames.f0[mcd.path[:, 1]]
+    if transposed:
+        # A key-shifted conversion keeps the melody if it follows the reference moved by a
+        # whole number of semitones: measure it against that.
+        key = transposition_semitones(f0_reference, f0_converted)
+        f0_reference = f0_reference * 2.0 ** (key / 12)
+        row["f0_key_semitones"] = key
     f0 = f0_metrics(f0_reference, f0_converted)
     row.update({"f0_against": against, "f0_rmse_cents": f0.rmse_cents,
                 "f0_median_cents": f0.median_cents, "f0_corr": f0.corr,
@@ -114,14 +121,15 @@ def evaluate_pair(pair: Pair, mode: str, score: dict[str, list] | None,
 
 def evaluate(converted: Path, reference: Path, out: Path, source: Path | None = None,
              score_path: Path | None = None, mode: str = "aligned", sample_rate: int = 16000,
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool = True, transposed: bool = False) -> dict[str, Any]:
     from voiceconv.report import write_report
     from voiceconv.speaker import speaker_similarities
 
     pairs = pair_files(converted, reference, source)
     score = load_score(score_path) if score_path else None
     # Files are measured several at once: pyworld's analysis releases the GIL.
-    rows = list(tqdm(in_order(lambda p: evaluate_pair(p, mode, score, sample_rate), pairs,
+    rows = list(tqdm(in_order(lambda p: evaluate_pair(p, mode, score, sample_rate, transposed),
+                              pairs,
                               min(len(pairs), os.cpu_count() or 1)),
                      total=len(pairs), desc="eval", unit="file", disable=not progress))
     speaker, speaker_note = speaker_similarities(pairs, sample_rate)
@@ -181,10 +189,14 @@ def main(argv: list[str] | None = None, prog: str = "voiceconv eval") -> int:
     parser.add_argument("--sample-rate", type=int, default=16000,
                         help="analysis rate (default 16000: all files are compared at it)")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--transposed", action="store_true",
+                        help="the conversion was key-shifted (convert --key): measure F0 after "
+                        "removing the whole-semitone shift that best explains it, reported as "
+                        "f0_key_semitones")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     summary = evaluate(args.converted, args.reference, args.out, args.source, args.score,
-                       args.mode, args.sample_rate, not args.quiet)
+                       args.mode, args.sample_rate, not args.quiet, args.transposed)
     shown = ("mcd_db", "f0_rmse_cents", "f0_median_cents", "gross_pitch_error",
              "speaker_sim_target", "speaker_sim_target_unconverted", "speaker_sim_source")
     print("  ".join(f"{k}={format_number(summary[k], 'n/a')}" for k in shown))

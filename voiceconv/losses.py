@@ -27,3 +27,8 @@ def cycle_consistency(original: torch.Tensor, reconstructed: torch.Tensor) -> to
 def identity_mapping(target_domain: torch.Tensor, mapped: torch.Tensor) -> torch.Tensor:
     """L1 between y and G_A->B(y): a B input should pass through G_A->B unchanged."""
     return torch.mean(torch.abs(target_domain - mapped))
+
+
+def neighbour_target(mapped: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
+    """L1 between G_A->B(x) and, frame by frame, the mean of x's nearest B frames."""
+    return torch.mean(torch.abs(mapped - neighbours))

@@ -187,6 +187,17 @@ class F0Metrics:
     reason: str = ""  # why values are NaN, if they are
 
 
+def transposition_semitones(reference_hz: np.ndarray, converted_hz: np.ndarray) -> int:
+    """The whole number of semitones that best explains converted vs reference F0 (the median
+    interval over frames voiced in both): the key a conversion was shifted by."""
+    n = min(len(reference_hz), len(converted_hz))
+    ref, conv = np.asarray(reference_hz[:n], float), np.asarray(converted_hz[:n], float)
+    both = (ref > 0) & (conv > 0)
+    if not both.any():
+        return 0
+    return int(np.round(np.median(12 * np.log2(conv[both] / ref[both]))))
+
+
 def f0_metrics(reference_hz: np.ndarray, converted_hz: np.ndarray) -> F0Metrics:
     """Compare two F0 tracks on one frame grid (0 = unvoiced); lengths may differ slightly."""
     n = min(len(reference_hz), len(converted_hz))

@@ -6,7 +6,8 @@
 # Options: [--stage N] [--stop-stage M] [--exp NAME] [--jobs N] [--ngpu N] [--force true]
 #          [--prep-config FILE] [--model small|paper] [--pretrain-steps N] [--base CKPT]
 #          [--fit-steps N] [--vocoder world|griffin-lim|hifigan-universal|nsf]
-#          [--vocoder-steps N] [--pretrain-args "..."] [--fit-args "..."] [--vocoder-args "..."]
+#          [--vocoder-steps N] [--key SEMITONES|auto] [--pretrain-args "..."] [--fit-args "..."]
+#          [--vocoder-args "..."]
 # --*-args pass options through to that stage's command (e.g. --fit-args
 # "--model.init_args.loss.cycle 5"). Every command is logged as it runs, and one that already
 # succeeded is skipped: a rerun of a finished recipe does nothing and says so, an interrupted
@@ -21,9 +22,12 @@
 #   3  fit the CycleGAN A <-> B, from the base if there is one (resumes from its last.ckpt)
 #   4  vocoder: training-free WORLD by default; --vocoder nsf fine-tunes NSF-HiFi-GAN from
 #      the universal HiFi-GAN on the corpus (slow on a CPU: about 5 s per step)
-#   5  convert the held-out songs: A's to B's voice and B's to A's (checkpoints/<exp>/converted)
-#   6  eval: F0 kept (against the source), speaker similarity to the target (another held-out
-#      song of the target stands for its voice); checkpoints/<exp>/eval/*/report.html
+#   5  convert the held-out songs: A's to B's voice and B's to A's (checkpoints/<exp>/converted),
+#      shifted by --key (auto: into the target singer's range; needs a vocoder that follows
+#      F0, such as world)
+#   6  eval: F0 kept (against the source, moved by the key if there is one), speaker
+#      similarity to the target (another held-out song of the target stands for its voice);
+#      checkpoints/<exp>/eval/*/report.html
 
 set -euo pipefail
 common=$(cd "$(dirname "$0")" && pwd)
@@ -43,6 +47,7 @@ base=""
 fit_steps=600
 vocoder=world
 vocoder_steps=400
+key=0
 pretrain_args=""
 fit_args=""
 vocoder_args=""
@@ -124,7 +129,7 @@ if stage_enabled 5; then
         # shellcheck disable=SC2046 # one argument per held-out song
         run voiceconv convert $("${common}/local/held_out.sh" data/test "${singer}") \
             --model "${exp_dir}/checkpoints/last.ckpt" --direction "${direction}" \
-            --vocoder "${vocoder_choice}" --out "${exp_dir}/converted/${direction}"
+            --vocoder "${vocoder_choice}" --key "${key}" --out "${exp_dir}/converted/${direction}"
     done
 fi
 
@@ -135,10 +140,12 @@ if stage_enabled 6; then
         log "stage 6: eval ${direction} (${source_singer} -> ${target_singer})"
         run "${common}/local/eval_dirs.sh" data/test "${source_singer}" "${target_singer}" \
             "${exp_dir}/eval/${direction}"
+        transposed=()
+        [ "${key}" != 0 ] && transposed=(--transposed)
         run voiceconv eval --converted "${exp_dir}/converted/${direction}" \
             --source "${exp_dir}/eval/${direction}/source" \
             --reference "${exp_dir}/eval/${direction}/reference" \
-            --mode nonparallel --out "${exp_dir}/eval/${direction}"
+            --mode nonparallel "${transposed[@]}" --out "${exp_dir}/eval/${direction}"
     done
     where=$(cd "${exp_dir}" && pwd)
     log "converted songs: ${where}/converted/{a2b,b2a}/"

@@ -3,11 +3,15 @@
 # each is held out and converted. Every stage and option is that of ../common/svc.sh
 # (`bash run.sh --help` lists them); the defaults here finish in about 16 minutes on a 2-core
 # CPU. Outputs go under recipes/demo/{data,dump/<exp>}/ and checkpoints/<exp>*/.
+# PJS sings about an octave below NIT-F001, and a generator trained toward the other singer's
+# frames renders that singer's harmonics: songs are converted with --key auto (into the
+# target's range) and their melody measured up to that shift.
 #
 #   bash recipes/demo/run.sh                                # everything, stages 0-6
 #   bash recipes/demo/run.sh --stage 3 --stop-stage 3       # only (re)train the CycleGAN
-#   bash recipes/demo/run.sh --vocoder nsf --ngpu 1         # fine-tune NSF-HiFi-GAN on a GPU
+#   bash recipes/demo/run.sh --vocoder nsf --ngpu 1 --key 0 # fine-tune NSF-HiFi-GAN on a GPU
+#                                      (until it follows F0, convert refuses key shifts with it)
 set -euo pipefail
 cd "$(dirname "$0")"
 exec bash ../common/svc.sh --corpus audio --singer-a nit_f001 --singer-b pjs \
-    --held-out "nitech_jp_song070_f001_029 pjs020_song" --exp demo "$@"
+    --held-out "nitech_jp_song070_f001_029 pjs020_song" --exp demo --key auto "$@"
