@@ -129,8 +129,7 @@ def evaluate(converted: Path, reference: Path, out: Path, source: Path | None = 
     score = load_score(score_path) if score_path else None
     # Files are measured several at once: pyworld's analysis releases the GIL.
     rows = list(tqdm(in_order(lambda p: evaluate_pair(p, mode, score, sample_rate, transposed),
-                              pairs,
-                              min(len(pairs), os.cpu_count() or 1)),
+                              pairs, min(len(pairs), os.cpu_count() or 1)),
                      total=len(pairs), desc="eval", unit="file", disable=not progress))
     speaker, speaker_note = speaker_similarities(pairs, sample_rate)
     for row, sims in zip(rows, speaker, strict=True):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # voiceconv demo: the bundled NIT-F001 singer (A) and PJS singer (B), CPU-sized; one song of
 # each is held out and converted. Every stage and option is that of ../common/svc.sh
-# (`bash run.sh --help` lists them); the defaults here finish in about 16 minutes on a 2-core
+# (`bash run.sh --help` lists them); the defaults here finish in 8-15 minutes on a 2-core
 # CPU. Outputs go under recipes/demo/{data,dump/<exp>}/ and checkpoints/<exp>*/.
 # PJS sings about an octave below NIT-F001, and a generator trained toward the other singer's
 # frames renders that singer's harmonics: songs are converted with --key auto (into the
@@ -14,4 +14,4 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 exec bash ../common/svc.sh --corpus audio --singer-a nit_f001 --singer-b pjs \
-    --held-out "nitech_jp_song070_f001_029 pjs020_song" --exp demo --key auto "$@"
+    --held-out "nitech_jp_song070_f001_029 pjs020_song" --exp demo --fit-steps 1200 --key auto "$@"
