@@ -65,7 +65,8 @@ def training_curves(exp: Path, out: Path) -> None:
 
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
-    for key in ("train/g_adversarial", "train/g_cycle", "train/g_identity", "train/d_loss"):
+    for key in ("train/g_adversarial", "train/g_cycle", "train/g_identity", "train/g_neighbour",
+                "train/d_loss"):
         left.plot(*series(key), label=key.removeprefix("train/"), lw=1)
     left.set_xlabel("step")
     left.set_title("training losses", fontsize=10, loc="left")
