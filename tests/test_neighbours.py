@@ -11,6 +11,7 @@ from torchaudio.functional import resample
 
 from tests.conftest import REPO
 from voiceconv.data import SingerPairData
+from voiceconv.errors import VoiceconvError
 from voiceconv.features import FeatureConfig, LogMelSpectrogram
 from voiceconv.melcep import frame_mcd
 from voiceconv.neighbours import neighbour_means
@@ -85,3 +86,7 @@ def test_batches_carry_neighbour_targets_aligned_with_their_crops(prepared):
     plain.setup("fit")
     assert set(plain.train_set.batch(3)) == {"a", "b"}
     assert np.array_equal(plain.train_set.batch(3)["a"], batch["a"])
+    too_many = SingerPairData(str(prepared.out_dir), "nit_f001", "pjs", crop_frames=32,
+                              val_segments=1, neighbour_k=100_000)
+    with pytest.raises(VoiceconvError, match=r"data.neighbour_k must be in 1\.\.\d+ .* got 100000"):
+        too_many.setup("fit")

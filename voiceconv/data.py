@@ -121,6 +121,10 @@ class RandomCrops(IndexedBatches):
                 [o + np.arange(m.shape[1] - crop_frames + 1)
                  for o, m in zip(offsets, usable, strict=True)]))
         if neighbour_k:
+            fewest = min(m.shape[1] for m in self.mels.values())
+            if not 0 < neighbour_k <= fewest:
+                raise VoiceconvError(f"data.neighbour_k must be in 1..{fewest} (the fewer "
+                                     f"training frames of the two singers), got {neighbour_k}")
             self.mels["nn_b"] = neighbour_means(self.mels["a"], self.mels["b"], neighbour_k)
             self.mels["nn_a"] = neighbour_means(self.mels["b"], self.mels["a"], neighbour_k)
 
