@@ -65,6 +65,12 @@ def test_v1_initialised_from_universal_renders_as_the_universal_hifigan(mel_f0):
     ours = nsf.eval().render(mel[..., :200], f0[..., :200])
     universal = HiFiGANUniversal().render(mel[..., :200], f0[..., :200])
     assert torch.allclose(ours, universal, atol=1e-5)
+    # With the injections at PyTorch's initial scale the source is heard from the start.
+    nsf = NSFHiFiGAN(NSF_V1, FeatureConfig())
+    nsf.generator.init_from_universal(injection_scale=1.0)
+    nsf.generator.remove_weight_norm()
+    sourced = nsf.eval().render(mel[..., :200], f0[..., :200])
+    assert (sourced - universal).abs().mean() > 0.1 * universal.abs().mean()
 
 
 def test_the_f0_probe_tells_a_vocoder_that_follows_f0_from_one_that_ignores_it():
@@ -79,7 +85,7 @@ def test_the_f0_probe_tells_a_vocoder_that_follows_f0_from_one_that_ignores_it()
 def test_chunked_rendering_equals_one_shot(mel_f0):
     mel, f0 = mel_f0
     nsf = NSFHiFiGAN(NSF_SMALL, FeatureConfig()).eval()
-    with torch.no_grad():  # the source injections start at zero: make them matter here
+    with torch.no_grad():  # make the source matter more than it does at initialisation
         for conv in nsf.generator.noise_convs:
             conv.weight.normal_(0, 0.5)
     one_shot = nsf.render(mel, f0, chunk_frames=None)

@@ -5,7 +5,7 @@
 #
 # Options: [--stage N] [--stop-stage M] [--exp NAME] [--jobs N] [--ngpu N] [--force true]
 #          [--prep-config FILE] [--model small|paper] [--pretrain-steps N] [--base CKPT]
-#          [--fit-steps N] [--vocoder world|griffin-lim|hifigan-universal|nsf]
+#          [--fit-steps N] [--vocoder world|griffin-lim|hifigan-universal|nsf|nsf-small]
 #          [--vocoder-steps N] [--key SEMITONES|auto] [--pretrain-args "..."] [--fit-args "..."]
 #          [--vocoder-args "..."]
 # --*-args pass options through to that stage's command (e.g. --fit-args
@@ -21,7 +21,9 @@
 #      when --base names a base made elsewhere (recipes/pretrain/)
 #   3  fit the CycleGAN A <-> B, from the base if there is one (resumes from its last.ckpt)
 #   4  vocoder: training-free WORLD by default; --vocoder nsf fine-tunes NSF-HiFi-GAN from
-#      the universal HiFi-GAN on the corpus (slow on a CPU: about 5 s per step)
+#      the universal HiFi-GAN on the corpus (about 1.5 s per step on a 2-core CPU; its pitch
+#      still comes from the mel, so no --key with it); --vocoder nsf-small trains the small
+#      NSF-HiFi-GAN from scratch (about 0.8 s per step; follows F0)
 #   5  convert the held-out songs: A's to B's voice and B's to A's (checkpoints/<exp>/converted),
 #      shifted by --key (auto: into the target singer's range; needs a vocoder that follows
 #      F0, such as world)
@@ -46,7 +48,7 @@ pretrain_steps=200
 base=""
 fit_steps=600
 vocoder=world
-vocoder_steps=400
+vocoder_steps=""  # default: 400 for nsf (fine-tuning), 6000 for nsf-small (from scratch)
 key=0
 pretrain_args=""
 fit_args=""
@@ -106,16 +108,27 @@ if stage_enabled 3; then
 fi
 
 vocoder_choice=${vocoder}
-if [ "${vocoder}" = nsf ]; then
-    vocoder_choice=../../checkpoints/${exp}-vocoder/checkpoints/last.ckpt
+case ${vocoder} in
+    # Fine-tuned from the universal HiFi-GAN, in the demo's small batches.
+    nsf) vocoder_exp=${exp}-vocoder; vocoder_steps=${vocoder_steps:-400}
+         vocoder_conf=(--config ../common/conf/nsf_hifigan_v1.yaml --config conf/vocoder.yaml) ;;
+    # From scratch: larger batches, and a quarter of the crops pitch-shifted so the filter
+    # takes its pitch from the F0 (what a key shift needs).
+    nsf-small) vocoder_exp=${exp}-vocoder-small; vocoder_steps=${vocoder_steps:-6000}
+         vocoder_conf=(--config ../common/conf/nsf_hifigan_small.yaml --config conf/vocoder.yaml
+                       --data.init_args.batch_size 4 --data.init_args.pitch_shift_prob 0.25) ;;
+    *) vocoder_exp="" ;;
+esac
+if [ -n "${vocoder_exp}" ]; then
+    vocoder_choice=../../checkpoints/${vocoder_exp}/checkpoints/last.ckpt
 fi
 if stage_enabled 4; then
-    if [ "${vocoder}" = nsf ]; then
-        log "stage 4: fine-tune NSF-HiFi-GAN (${vocoder_steps} steps); rerun to resume"
+    if [ -n "${vocoder_exp}" ]; then
+        log "stage 4: train ${vocoder} (${vocoder_steps} steps); rerun to resume"
         # shellcheck disable=SC2046,SC2086 # option lists split into words on purpose
-        run voiceconv fit --config ../common/conf/nsf_hifigan_v1.yaml --config conf/vocoder.yaml \
-            --data.init_args.prep_dir "${dump}/prep" --experiment "${exp}-vocoder" \
-            --trainer.max_steps "${vocoder_steps}" --ckpt_path last $(trainer_args) ${vocoder_args}
+        run voiceconv fit "${vocoder_conf[@]}" --data.init_args.prep_dir "${dump}/prep" \
+            --experiment "${vocoder_exp}" --trainer.max_steps "${vocoder_steps}" \
+            --ckpt_path last $(trainer_args) ${vocoder_args}
     else
         log "stage 4: vocoder ${vocoder} (no training)"
     fi

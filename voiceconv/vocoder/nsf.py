@@ -7,10 +7,11 @@ source: F0 (frames) -> per-sample phase -> sines at harmonics 1..H (voiced) plus
 filter: the HiFi-GAN generator; before the residual stacks of each up-sampling stage the
         excitation, down-sampled to that stage's rate by a strided conv, is added.
 
-The injection convs start at zero, so a freshly built V1-sized NSF generator initialised from
-the universal HiFi-GAN renders exactly what the universal one does; fine-tuning is meant to
-teach it to use the source (400 CPU steps do not yet: the output's pitch still comes from the
-mel; see the README's vocoder section).
+Initialised from the universal HiFi-GAN, the injection convs start at zero, so the V1-sized
+NSF generator renders exactly what the universal one does; fine-tuning is meant to teach it to
+use the source (400 CPU steps do not yet: the output's pitch still comes from the mel; see the
+README's vocoder section). Trained from scratch (the small config), they start at PyTorch's
+default scale, so the filter has the source from its first step.
 
 Phase is integrated from absolute time zero and the noise is read from a fixed table at
 absolute sample positions, so chunked rendering equals one-shot rendering.
@@ -98,11 +99,9 @@ class NSFHiFiGANGenerator(HiFiGANGenerator):
         for i in range(len(cfg.upsample_rates)):
             stride = math.prod(cfg.upsample_rates[i + 1:])
             channels = c // 2 ** (i + 1)
-            conv = (nn.Conv1d(1, channels, 2 * stride, stride=stride, padding=stride // 2)
-                    if stride > 1 else nn.Conv1d(1, channels, 1))
-            nn.init.zeros_(conv.weight)
-            nn.init.zeros_(conv.bias)
-            self.noise_convs.append(conv)
+            self.noise_convs.append(
+                nn.Conv1d(1, channels, 2 * stride, stride=stride, padding=stride // 2)
+                if stride > 1 else nn.Conv1d(1, channels, 1))
 
     def forward(self, mel: torch.Tensor, f0: torch.Tensor, phase0: torch.Tensor | None = None,
                 sample_offset: int = 0, rng: torch.Generator | None = None) -> torch.Tensor:
@@ -115,9 +114,11 @@ class NSFHiFiGANGenerator(HiFiGANGenerator):
         x = self.conv_post(nn.functional.leaky_relu(x))
         return torch.tanh(x).squeeze(1)
 
-    def init_from_universal(self) -> tuple[int, int]:
+    def init_from_universal(self, injection_scale: float = 0.0) -> tuple[int, int]:
         """Copy the universal HiFi-GAN V1 weights into every parameter of the same name and
-        shape; returns (copied, total) tensor counts of the universal checkpoint."""
+        shape, and scale the source injections' initial weights by `injection_scale` (0: the
+        output is exactly the universal one's); returns (copied, total) tensor counts of the
+        universal checkpoint."""
         from voiceconv.vocoder.hifigan import universal_weights_path
 
         universal = HiFiGANGenerator(HiFiGANConfig())
@@ -127,6 +128,13 @@ class NSFHiFiGANGenerator(HiFiGANGenerator):
         theirs = universal.state_dict()
         matching = {k: v for k, v in theirs.items() if k in mine and mine[k].shape == v.shape}
         self.load_state_dict(matching, strict=False)
+        # Zero injections keep the universal output exactly (and the filter keeps singing from
+        # the mel); at PyTorch's default scale (1) the source swamps it (mel L1 0.34 -> 3.7)
+        # and fine-tuning has to rebuild the output around it.
+        with torch.no_grad():
+            for conv in self.noise_convs:
+                conv.weight.mul_(injection_scale)
+                conv.bias.mul_(injection_scale)
         return len(matching), len(theirs)
 
 

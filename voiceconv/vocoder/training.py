@@ -236,10 +236,14 @@ class NSFHiFiGANTraining(ExactResume, L.LightningModule):
         nsf: generator sizes (`NSF_V1`: fine-tuned from the universal HiFi-GAN; `NSF_SMALL`).
         init_from_universal: copy the universal HiFi-GAN V1 weights into every generator
             tensor of the same name and shape (the data's mel must be the universal one's).
+        injection_scale: with `init_from_universal`, the source injections start at this
+            multiple of PyTorch's default initialisation: 0 renders exactly as the universal
+            HiFi-GAN (whose pitch comes from the mel); 1 starts with the source swamping it.
         discriminator, loss, optimizer: sizes, loss weights, Adam and its exponential decay.
     """
 
     def __init__(self, nsf: NSFConfig = NSF_V1, init_from_universal: bool = True,
+                 injection_scale: float = 0.0,
                  discriminator: VocoderDiscriminatorConfig = VocoderDiscriminatorConfig(),
                  loss: VocoderLossWeights = VocoderLossWeights(),
                  optimizer: VocoderOptimizerConfig = VocoderOptimizerConfig(),
@@ -255,7 +259,7 @@ class NSFHiFiGANTraining(ExactResume, L.LightningModule):
         torch.manual_seed(seed)
         # The source's sample rate is set from the data in setup.
         self.generator = NSFHiFiGANGenerator(nsf, PRESETS["hifigan-22k"].sample_rate)
-        self.initialised_from = (self.generator.init_from_universal()
+        self.initialised_from = (self.generator.init_from_universal(injection_scale)
                                  if init_from_universal else None)
         self.discriminator = MultiDiscriminator(
             discriminator.periods, period_channels=discriminator.period_channels,
