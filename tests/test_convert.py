@@ -26,7 +26,7 @@ from voiceconv.loudness import integrated_loudness, true_peak_dbtp
 from voiceconv.metrics import f0_metrics, f0_track
 from voiceconv.pair import SingerPair
 from voiceconv.vocoder import load_vocoder
-from voiceconv.vocoder.nsf import NSF_V1, NSFHiFiGAN
+from voiceconv.vocoder.nsf import NSF_SMALL, NSF_V1, NSFHiFiGAN
 from voiceconv.vocoder.world import World
 
 # Held-out songs (not in the excerpts the model was fitted on).
@@ -195,6 +195,15 @@ def test_key_shift_through_a_vocoder_that_takes_f0_but_ignores_it_is_refused(fit
     nsf.generator.remove_weight_norm()
     with pytest.raises(VoiceconvError, match=r"follows its F0 input.*moved its output by 0"):
         Converter(SingerPair.from_checkpoint(str(fitted_model)), nsf.eval(),
+                  ConvertSettings(key=2))
+    # One that renders no pitch at all (here: silence) is refused for that, not for "0 cents".
+    silent = NSFHiFiGAN(NSF_SMALL, FeatureConfig())
+    silent.generator.remove_weight_norm()
+    with torch.no_grad():
+        silent.generator.conv_post.weight.zero_()
+        silent.generator.conv_post.bias.zero_()
+    with pytest.raises(VoiceconvError, match="renders the probe tone without pitch"):
+        Converter(SingerPair.from_checkpoint(str(fitted_model)), silent.eval(),
                   ConvertSettings(key=2))
 
 

@@ -9,6 +9,8 @@ moves (0 cents: pitch from the mel; the full raise: pitch from F0).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -50,9 +52,10 @@ def f0_response_cents(vocoder: torch.nn.Module, mel: torch.Tensor, f0: torch.Ten
 
 
 def probe_f0_response(vocoder: torch.nn.Module) -> float:
-    """Median output shift (cents) for a PROBE_CENTS raise of the F0 on the probe tone."""
+    """Median output shift (cents) for a PROBE_CENTS raise of the F0 on the probe tone; NaN
+    when no frame of the two renders is voiced in both (the output has no pitch to move)."""
     shift = f0_response_cents(vocoder, *probe_tone(vocoder.feature_config))
-    return float(np.median(shift)) if shift.size else 0.0
+    return float(np.median(shift)) if shift.size else math.nan
 
 
 def require_f0_control(vocoder: torch.nn.Module) -> None:
@@ -62,6 +65,10 @@ def require_f0_control(vocoder: torch.nn.Module) -> None:
         raise VoiceconvError(f"a key shift needs an F0-driven vocoder (world); "
                              f"{vocoder.name} takes its pitch from the mel")
     moved = probe_f0_response(vocoder)
+    if math.isnan(moved):
+        raise VoiceconvError(f"a key shift needs a vocoder whose pitch follows its F0 input; "
+                             f"{vocoder.name} renders the probe tone without pitch: train it "
+                             "longer, or use world")
     if moved < PROBE_CENTS / 2:
         raise VoiceconvError(
             f"a key shift needs a vocoder whose pitch follows its F0 input; {vocoder.name} does "
