@@ -11,6 +11,8 @@
 #   bash recipes/demo/run.sh --stage 3 --stop-stage 3       # only (re)train the CycleGAN
 #   bash recipes/demo/run.sh --vocoder nsf --ngpu 1 --key 0 # fine-tune NSF-HiFi-GAN on a GPU
 #                                      (until it follows F0, convert refuses key shifts with it)
+#   bash recipes/demo/run.sh --vocoder nsf-small --vocoder-steps 200000 --ngpu 1
+#                                      # the small NSF-HiFi-GAN from scratch: follows F0
 set -euo pipefail
 cd "$(dirname "$0")"
 exec bash ../common/svc.sh --corpus audio --singer-a nit_f001 --singer-b pjs \
