@@ -35,9 +35,10 @@ from voiceconv.plotting import format_number
 from voiceconv.threads import in_order
 
 SUMMARY_KEYS = ("mcd_db", "f0_rmse_cents", "f0_median_cents", "f0_corr", "vuv_error",
-                "gross_pitch_error", "octave_error_rate", "speaker_sim_target",
-                "speaker_sim_source", "speaker_sim_shift", "speaker_sim_target_unconverted",
-                "speaker_sim_gain", "loudness_lufs", "duration_ratio", "f0_key_semitones")
+                "gross_pitch_error", "gross_pitch_error_20pct", "octave_error_rate",
+                "speaker_sim_target", "speaker_sim_source", "speaker_sim_shift",
+                "speaker_sim_target_unconverted", "speaker_sim_gain", "loudness_lufs",
+                "duration_ratio", "f0_key_semitones")
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ def evaluate_pair(pair: Pair, mode: str, score: dict[str, list] | None,
     row.update({"f0_against": against, "f0_rmse_cents": f0.rmse_cents,
                 "f0_median_cents": f0.median_cents, "f0_corr": f0.corr,
                 "vuv_error": f0.vuv_error, "gross_pitch_error": f0.gross_pitch_error,
+                "gross_pitch_error_20pct": f0.gross_pitch_error_20pct,
                 "octave_error_rate": f0.octave_error_rate, "f0_note": f0.reason,
                 "loudness_lufs": loudness_lufs(converted, sample_rate),
                 "duration_ratio": duration_ratio(converted, length_reference)})

@@ -28,7 +28,8 @@ MCD_CONSTANT = 10 * math.sqrt(2) / math.log(10)
 MCEP_ORDER = 24
 FRAME_PERIOD_MS = 5.0
 SILENCE_DB = 40.0  # frames this far below the loud level (95th percentile) are silence
-GROSS_ERROR_CENTS = 50.0
+GROSS_ERROR_CENTS = 50.0  # MIREX's raw-pitch tolerance: a quarter tone, strict for singing
+GROSS_ERROR_RATIO = 0.2  # the conventional GPE tolerance (Rabiner; Nakatani): 20 %
 F0_FLOOR, F0_CEIL = 65.0, 1100.0
 
 
@@ -182,6 +183,7 @@ class F0Metrics:
     corr: float  # Pearson correlation of log-F0
     vuv_error: float  # share of frames whose voicing decisions differ
     gross_pitch_error: float  # share of voiced-in-both frames off by > 50 cents
+    gross_pitch_error_20pct: float  # the conventional GPE: off by > 20 % (about 316 cents up)
     octave_error_rate: float  # share of voiced-in-both frames within 100 cents of +-k octaves
     n_voiced_both: int
     reason: str = ""  # why values are NaN, if they are
@@ -210,7 +212,9 @@ def f0_metrics(reference_hz: np.ndarray, converted_hz: np.ndarray) -> F0Metrics:
     both = (ref > 0) & (conv > 0)
     if not both.any():
         nan = math.nan
-        return F0Metrics(nan, nan, nan, vuv_error, nan, nan, 0, "no frame voiced in both")
+        return F0Metrics(rmse_cents=nan, median_cents=nan, corr=nan, vuv_error=vuv_error,
+                         gross_pitch_error=nan, gross_pitch_error_20pct=nan,
+                         octave_error_rate=nan, n_voiced_both=0, reason="no frame voiced in both")
     cents = 1200 * np.log2(conv[both] / ref[both])
     octaves = np.round(cents / 1200)
     octave_errors = (octaves != 0) & (np.abs(cents - 1200 * octaves) <= 100)
@@ -225,6 +229,8 @@ def f0_metrics(reference_hz: np.ndarray, converted_hz: np.ndarray) -> F0Metrics:
         corr=corr,
         vuv_error=vuv_error,
         gross_pitch_error=float(np.mean(np.abs(cents) > GROSS_ERROR_CENTS)),
+        gross_pitch_error_20pct=float(np.mean(np.abs(conv[both] / ref[both] - 1)
+                                              > GROSS_ERROR_RATIO)),
         octave_error_rate=float(np.mean(octave_errors)),
         n_voiced_both=int(both.sum()),
         reason=reason,
