@@ -29,7 +29,7 @@ MCEP_ORDER = 24
 FRAME_PERIOD_MS = 5.0
 SILENCE_DB = 40.0  # frames this far below the loud level (95th percentile) are silence
 GROSS_ERROR_CENTS = 50.0  # MIREX's raw-pitch tolerance: a quarter tone, strict for singing
-GROSS_ERROR_RATIO = 0.2  # the conventional GPE tolerance (Rabiner; Nakatani): 20 %
+GROSS_ERROR_RATIO = 0.2  # the conventional GPE tolerance of pitch-tracking papers
 F0_FLOOR, F0_CEIL = 65.0, 1100.0
 
 
@@ -229,7 +229,7 @@ def f0_metrics(reference_hz: np.ndarray, converted_hz: np.ndarray) -> F0Metrics:
         corr=corr,
         vuv_error=vuv_error,
         gross_pitch_error=float(np.mean(np.abs(cents) > GROSS_ERROR_CENTS)),
-        gross_pitch_error_20pct=float(np.mean(np.abs(conv[both] / ref[both] - 1)
+        gross_pitch_error_20pct=float(np.mean(np.abs(2 ** (cents / 1200) - 1)
                                               > GROSS_ERROR_RATIO)),
         octave_error_rate=float(np.mean(octave_errors)),
         n_voiced_both=int(both.sum()),

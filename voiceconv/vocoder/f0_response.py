@@ -66,11 +66,11 @@ def require_f0_control(vocoder: torch.nn.Module) -> None:
                              f"{vocoder.name} takes its pitch from the mel")
     moved = probe_f0_response(vocoder)
     if math.isnan(moved):
-        raise VoiceconvError(f"a key shift needs a vocoder whose pitch follows its F0 input; "
-                             f"{vocoder.name} renders the probe tone without pitch: train it "
-                             "longer, or use world")
-    if moved < PROBE_CENTS / 2:
-        raise VoiceconvError(
-            f"a key shift needs a vocoder whose pitch follows its F0 input; {vocoder.name} does "
-            f"not (an F0 raised by {PROBE_CENTS:.0f} cents moved its output by {moved:.0f}): "
-            "train it longer, or use world")
+        why = "renders the probe tone without pitch"
+    elif moved < PROBE_CENTS / 2:
+        why = (f"does not (an F0 raised by {PROBE_CENTS:.0f} cents moved its output by "
+               f"{moved:.0f})")
+    else:
+        return
+    raise VoiceconvError(f"a key shift needs a vocoder whose pitch follows its F0 input; "
+                         f"{vocoder.name} {why}: train it longer, or use world")
