@@ -109,3 +109,24 @@ def test_world_renders_chunks_in_threads_with_the_sequential_result(singing):
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(parallel, sequential)
+
+
+def test_render_moves_its_input_to_the_vocoders_weights():
+    # A vocoder with weights and no buffers (hifigan-universal) once kept the mel on the CPU
+    # while its weights were on the GPU. The meta device stands in for the GPU here.
+    from voiceconv.vocoder.base import Vocoder
+
+    class WeightsOnly(Vocoder):
+        def __init__(self) -> None:
+            super().__init__(FeatureConfig())
+            self.gain = torch.nn.Parameter(torch.ones(1))
+            self.seen: list[torch.device] = []
+
+        def synthesise(self, mel: torch.Tensor, f0: torch.Tensor) -> torch.Tensor:
+            self.seen += [mel.device, f0.device]
+            return torch.zeros(mel.shape[0], mel.shape[-1] * self.feature_config.hop_length)
+
+    vocoder = WeightsOnly().to("meta")
+    audio = vocoder.render(torch.zeros(1, FeatureConfig().n_mels, 10), torch.zeros(1, 10))
+    assert vocoder.seen == [torch.device("meta")] * 2
+    assert audio.shape == (1, 10 * FeatureConfig().hop_length)

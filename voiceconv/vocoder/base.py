@@ -63,7 +63,8 @@ class Vocoder(torch.nn.Module):
         if mel.dim() != 3 or mel.shape[1] != self.feature_config.n_mels:
             raise ValueError(f"mel must be (B, {self.feature_config.n_mels}, T); "
                              f"got {tuple(mel.shape)}")
-        device = next(iter(self.buffers()), mel).device
+        # The module's own device; a vocoder holding neither weights nor buffers runs on the mel's.
+        device = next(itertools.chain(self.parameters(), self.buffers()), mel).device
         mel = mel.to(device, torch.float32)
         f0 = torch.zeros(mel.shape[0], mel.shape[-1], device=device) if f0 is None else \
             f0.to(device, torch.float32)
