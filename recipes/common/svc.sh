@@ -21,9 +21,10 @@
 #      when --base names a base made elsewhere (recipes/pretrain/)
 #   3  fit the CycleGAN A <-> B, from the base if there is one (resumes from its last.ckpt)
 #   4  vocoder: training-free WORLD by default; --vocoder nsf fine-tunes NSF-HiFi-GAN from
-#      the universal HiFi-GAN on the corpus (about 1.5 s per step on a 2-core CPU; its pitch
-#      still comes from the mel, so no --key with it); --vocoder nsf-small trains the small
-#      NSF-HiFi-GAN from scratch (about 0.8 s per step; follows F0)
+#      the universal HiFi-GAN on the corpus (with --ngpu: 2000 steps of 16 crops, follows F0;
+#      on a CPU: 400 steps of 2, about 1.5 s each, and its pitch still comes from the mel, so
+#      no --key with it); --vocoder nsf-small trains the small NSF-HiFi-GAN from scratch
+#      (about 0.8 s per step on a 2-core CPU; follows F0)
 #   5  convert the held-out songs: A's to B's voice and B's to A's (checkpoints/<exp>/converted),
 #      shifted by --key (auto: into the target singer's range; needs a vocoder that follows
 #      F0, such as world)
@@ -48,7 +49,7 @@ pretrain_steps=200
 base=""
 fit_steps=600
 vocoder=world
-vocoder_steps=""  # default: 400 for nsf (fine-tuning), 6000 for nsf-small (from scratch)
+vocoder_steps=""  # default: nsf 400 (CPU) or 2000 (--ngpu), nsf-small 6000 (from scratch)
 key=0
 pretrain_args=""
 fit_args=""
@@ -109,9 +110,18 @@ fi
 
 vocoder_choice=${vocoder}
 case ${vocoder} in
-    # Fine-tuned from the universal HiFi-GAN, in the demo's small batches.
-    nsf) vocoder_exp=${exp}-vocoder; vocoder_steps=${vocoder_steps:-400}
-         vocoder_conf=(--config ../common/conf/nsf_hifigan_v1.yaml --config conf/vocoder.yaml) ;;
+    # Fine-tuned from the universal HiFi-GAN. On GPUs: batches of 16 with half the crops
+    # pitch-shifted, so the source takes over the pitch (2000 steps, about 6 minutes on an
+    # H200); on a CPU, the demo's batches of 2 (better sound, but the pitch stays the mel's).
+    nsf) vocoder_exp=${exp}-vocoder
+         vocoder_conf=(--config ../common/conf/nsf_hifigan_v1.yaml --config conf/vocoder.yaml)
+         if [ "${ngpu:-0}" -gt 0 ]; then
+             vocoder_steps=${vocoder_steps:-2000}
+             vocoder_conf+=(--data.init_args.batch_size 16 --data.init_args.pitch_shift_prob 0.5
+                            --data.init_args.num_workers 4 --checkpoint_every_n_steps 500)
+         else
+             vocoder_steps=${vocoder_steps:-400}
+         fi ;;
     # From scratch: larger batches, and a quarter of the crops pitch-shifted so the filter
     # takes its pitch from the F0 (what a key shift needs).
     nsf-small) vocoder_exp=${exp}-vocoder-small; vocoder_steps=${vocoder_steps:-6000}

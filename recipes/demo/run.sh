@@ -9,8 +9,8 @@
 #
 #   bash recipes/demo/run.sh                                # everything, stages 0-6
 #   bash recipes/demo/run.sh --stage 3 --stop-stage 3       # only (re)train the CycleGAN
-#   bash recipes/demo/run.sh --vocoder nsf --ngpu 1 --key 0 # fine-tune NSF-HiFi-GAN on a GPU
-#                                      (until it follows F0, convert refuses key shifts with it)
+#   bash recipes/demo/run.sh --vocoder nsf --ngpu 1         # fine-tune NSF-HiFi-GAN on a GPU
+#                                      (2000 steps, ~6 min on an H200; follows F0, so --key works)
 #   bash recipes/demo/run.sh --vocoder nsf-small --vocoder-steps 200000 --ngpu 1
 #                                      # the small NSF-HiFi-GAN from scratch: follows F0
 set -euo pipefail
