@@ -9,16 +9,17 @@ the source's own MCD beside it. The table shows both runs at each step count, th
 at which the transfer run reaches the scratch run's final MCD, and the final difference.
 
 --pair singing (real singing): NIT-F001 -> PJS on --minutes of each singer's songs, then every
---eval-every steps the held-out NIT-F001 song 029 is converted (WORLD vocoder) and measured
-with `voiceconv eval --mode nonparallel`: speaker similarity to the held-out PJS song 020 (and
-the unconverted song's, the baseline), F0 RMSE / median deviation / gross pitch error against
-the source, and the validation distance of the average timbre to PJS. The base recipe holds
+--eval-every steps the held-out NIT-F001 song 029 is converted (WORLD vocoder; --key, default
+auto: into PJS's range, an octave down, as in the demo) and measured with `voiceconv eval --mode
+nonparallel`: speaker similarity to the held-out PJS song 020 (and the unconverted song's, the
+baseline), F0 RMSE / median deviation / gross pitch error against the source (in the new key),
+and the validation distance of the average timbre to PJS. The base recipe holds
 both songs out.
 
 Usage: python benchmarks/transfer.py --base checkpoints/pretrain_pool_small/checkpoints/last.ckpt
        [--pair mbrola|singing] [--corpus ../shared/data/mbrola] [--singing ../shared/data/singing]
        [--minutes 1] [--steps 600] [--eval-every 100] [--freeze-steps 100]
-       [--encoder-lr-scale 0.3] [--out benchmarks/out/transfer/<pair>]
+       [--encoder-lr-scale 0.3] [--key auto] [--out benchmarks/out/transfer/<pair>]
        [--fit-args "..."]   (voiceconv fit options for both runs, e.g. another generator)
 Reruns reuse the prep output and resume unfinished runs.
 """
@@ -165,19 +166,21 @@ def singing_pair(args: argparse.Namespace, out: Path, transfer: list[str]) -> No
                 converted = out / name / f"converted-step{step:06d}"
                 run("voiceconv", "convert", str(out / "eval" / "source" / f"{song}.flac"),
                     "--model", str(out / name / "checkpoints" / "last.ckpt"),
-                    "--direction", "a2b", "--vocoder", "world", "--out", str(converted))
+                    "--direction", "a2b", "--vocoder", "world", "--key", args.key,
+                    "--out", str(converted))
                 run("voiceconv", "eval", "--converted", str(converted),
                     "--reference", str(out / "eval" / "reference"),
                     "--source", str(out / "eval" / "source"), "--mode", "nonparallel",
-                    "--out", str(result), "--quiet")
+                    "--out", str(result), "--quiet",
+                    *(["--transposed"] if args.key not in ("0", "+0", "-0") else []))
             results[name, step] = json.loads((result / "metrics.json").read_text())
     timbre = {name: logged(out / name / "metrics.csv", "val/mcd_mean_envelope")
               for name in ("scratch", "transfer")}
     before = results["scratch", steps[0]]["speaker_sim_target_unconverted"]
     print(f"pair: NIT-F001 -> PJS, {args.minutes:g} min per singer; held-out NIT-F001 song 029 "
-          f"converted (WORLD); speaker similarity to the held-out PJS song 020 (the unconverted "
-          f"song: {before:.3f}); F0 against the source; average-timbre distance to PJS "
-          f"(validation, dB)\n")
+          f"converted (WORLD, --key {args.key}); speaker similarity to the held-out PJS song "
+          f"020 (the unconverted song: {before:.3f}); F0 against the source; average-timbre "
+          f"distance to PJS (validation, dB)\n")
     print("| steps | run | speaker sim. to PJS | F0 RMSE (cents) | F0 median dev. (cents) "
           "| gross pitch error | timbre distance dB |")
     print("|---|---|---|---|---|---|---|")
@@ -205,6 +208,8 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--freeze-steps", type=int, default=100)
     parser.add_argument("--encoder-lr-scale", type=float, default=0.3)
+    parser.add_argument("--key", default="auto",
+                        help="singing pair: convert --key (auto: into the target's range)")
     parser.add_argument("--out", type=Path, help="default benchmarks/out/transfer/<pair>")
     parser.add_argument("--fit-args", default="", help="more voiceconv fit options, both runs")
     args = parser.parse_args()

@@ -25,7 +25,7 @@ mbrola=../../../shared/data/mbrola
 # The songs the demo and the benchmarks evaluate conversions on: never in the base.
 held_out="nitech_jp_song070_f001_029 pjs020_song"
 model=small
-steps=3000
+steps=5000  # about 21 minutes on a 2-core CPU
 jobs=$(nproc 2>/dev/null || echo 1)
 exp=""
 pretrain_args=""
