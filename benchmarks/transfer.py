@@ -172,7 +172,7 @@ def singing_pair(args: argparse.Namespace, out: Path, transfer: list[str]) -> No
                     "--reference", str(out / "eval" / "reference"),
                     "--source", str(out / "eval" / "source"), "--mode", "nonparallel",
                     "--out", str(result), "--quiet",
-                    *(["--transposed"] if args.key not in ("0", "+0", "-0") else []))
+                    *(["--transposed"] if args.key == "auto" or float(args.key) else []))
             results[name, step] = json.loads((result / "metrics.json").read_text())
     timbre = {name: logged(out / name / "metrics.csv", "val/mcd_mean_envelope")
               for name in ("scratch", "transfer")}
