@@ -39,6 +39,8 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from benchmarks.common import machine  # noqa: E402
+from voiceconv.convert import parse_key  # noqa: E402
+from voiceconv.errors import VoiceconvError  # noqa: E402
 
 
 def mbrola_data_dirs(corpus: Path, out: Path, minutes: float) -> None:
@@ -172,7 +174,7 @@ def singing_pair(args: argparse.Namespace, out: Path, transfer: list[str]) -> No
                     "--reference", str(out / "eval" / "reference"),
                     "--source", str(out / "eval" / "source"), "--mode", "nonparallel",
                     "--out", str(result), "--quiet",
-                    *(["--transposed"] if args.key == "auto" or float(args.key) else []))
+                    *(["--transposed"] if parse_key(args.key) != 0 else []))
             results[name, step] = json.loads((result / "metrics.json").read_text())
     timbre = {name: logged(out / name / "metrics.csv", "val/mcd_mean_envelope")
               for name in ("scratch", "transfer")}
@@ -213,6 +215,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="default benchmarks/out/transfer/<pair>")
     parser.add_argument("--fit-args", default="", help="more voiceconv fit options, both runs")
     args = parser.parse_args()
+    try:
+        parse_key(args.key)  # before any training, not after the first segment
+    except VoiceconvError as error:
+        parser.error(str(error))
     out = (args.out or REPO / "benchmarks" / "out" / "transfer" / args.pair).resolve()
     transfer = ["--model.init_args.init_from", str(args.base.resolve()),
                 "--model.init_args.transfer.freeze_encoder_steps", str(args.freeze_steps),
