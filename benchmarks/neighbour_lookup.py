@@ -1,0 +1,105 @@
+"""How good are nearest-neighbour pseudo-targets, matched on mels or on a base's encoder?
+
+The pair model regresses onto the mean of the k nearest target-singer frames
+(`voiceconv.neighbours`), so those targets bound what it learns. This scores the lookup alone
+on the parallel mbrola dev set that `benchmarks/transfer.py --pair mbrola` prepares: each us2
+dev frame is replaced by the mean mel of its k nearest us3 training frames, matched either on
+normalised mels (what training uses) or on a pretrained base's encoder output (up-sampled from
+its quarter frame rate), and the result is scored against the real us3 frame (mean frame
+mel-cepstral distortion, dB, as the pair model's validation).
+
+Usage: python benchmarks/neighbour_lookup.py --base BASE.ckpt
+       [--prep benchmarks/out/transfer/mbrola]   (a transfer benchmark's --out)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import machine  # noqa: E402
+from voiceconv.data import SingerData, ValidationPairs, load_singer, prep_feature_config  # noqa: E402,E501
+from voiceconv.melcep import frame_mcd  # noqa: E402
+from voiceconv.models.generator import Encoder, GeneratorConfig  # noqa: E402
+from voiceconv.pair import read_checkpoint  # noqa: E402
+from voiceconv.transfer import load_base  # noqa: E402
+
+
+def base_encoder(path: str) -> Encoder:
+    config = GeneratorConfig(**read_checkpoint(path)["hyper_parameters"]["generator"])
+    encoder = Encoder(config)
+    encoder.load_state_dict(load_base(path, config, None).encoder)
+    return encoder.eval()
+
+
+def content(encoder: Encoder, mel: torch.Tensor) -> torch.Tensor:
+    """(n_mels, T) normalised mel -> (channels, T) encoder output, repeated to the frame rate."""
+    frames = mel.shape[1]
+    padded = torch.nn.functional.pad(mel, (0, -frames % 4), mode="replicate")
+    x = torch.stack([padded, torch.ones_like(padded)])[None]  # mel and an all-visible mask
+    return encoder(x)[0].repeat_interleave(4, -1)[:, :frames]
+
+
+def standardise(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    return (x - reference.mean(1, keepdim=True)) / reference.std(1, keepdim=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--base", required=True)
+    parser.add_argument("--prep", type=Path, default=Path("benchmarks/out/transfer/mbrola"))
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    a = load_singer(args.prep / "prep_train", "us2")
+    b = load_singer(args.prep / "prep_train", "us3")
+    features = prep_feature_config(args.prep / "prep_train")
+    dev_set = ValidationPairs(load_singer(args.prep / "prep_dev", "us2", a.stats),
+                              load_singer(args.prep / "prep_dev", "us3", b.stats),
+                              True, 10_000, 1_000_000,
+                              features.hop_length / features.sample_rate)
+    dev = [(dev_set[i]["a"], dev_set[i]["b"]) for i in range(len(dev_set))]
+    encoder = base_encoder(args.base)
+
+    def log_mel(mel: torch.Tensor, singer: SingerData) -> torch.Tensor:
+        std, mean = (torch.tensor(singer.stats[k])[:, None] for k in ("mel_std", "mel_mean"))
+        return mel * std + mean
+
+    bank_mel = torch.cat([torch.from_numpy(s.mel) for s in b.segments], 1)
+    bank_enc = torch.cat([content(encoder, torch.from_numpy(s.mel)) for s in b.segments], 1)
+    train_a_enc = torch.cat([content(encoder, torch.from_numpy(s.mel)) for s in a.segments], 1)
+    dev_enc = [content(encoder, x) for x, _ in dev]
+
+    def score(queries: list[torch.Tensor], bank: torch.Tensor, k: int) -> float:
+        distortions = []
+        for (_, target), query in zip(dev, queries, strict=True):
+            nearest = torch.cdist(query.T, bank.T).topk(k, largest=False).indices
+            looked_up = bank_mel.T[nearest].mean(1).T
+            distortions.append(frame_mcd(log_mel(looked_up, b), log_mel(target, b)).flatten())
+        return torch.cat(distortions).mean().item()
+
+    identity = torch.cat([frame_mcd(log_mel(x, b), log_mel(y, b)).flatten() for x, y in dev])
+    enc_std = [standardise(e, train_a_enc) for e in dev_enc]
+    bank_enc_std = standardise(bank_enc, bank_enc)
+    rows = [("identity (us2, normalised into us3's statistics)", None, identity.mean().item())]
+    rows += [("normalised mels (training's lookup)", k, score([x for x, _ in dev], bank_mel, k))
+             for k in (4, 16, 64)]
+    rows.append(("base encoder output", 16, score(dev_enc, bank_enc, 16)))
+    rows.append(("base encoder output, standardised per singer", 16,
+                 score(enc_std, bank_enc_std, 16)))
+    for weight in (0.5, 1.0):
+        rows.append((f"mels + {weight} x standardised encoder output", 16, score(
+            [torch.cat([x, weight * e]) for (x, _), e in zip(dev, enc_std, strict=True)],
+            torch.cat([bank_mel, weight * bank_enc_std]), 16)))
+    print(machine())
+    print(f"{len(dev)} dev pairs, {bank_mel.shape[1]} us3 training frames; base {args.base}")
+    print("| matched on | k | dev MCD dB |\n|---|---|---|")
+    for name, k, mcd in rows:
+        print(f"| {name} | {k or ''} | {mcd:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
