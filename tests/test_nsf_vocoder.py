@@ -20,7 +20,7 @@ from voiceconv.pair import load_plain
 from voiceconv.vocoder import load_vocoder
 from voiceconv.vocoder.f0_response import PROBE_CENTS, probe_f0_response
 from voiceconv.vocoder.hifigan import HiFiGANUniversal
-from voiceconv.vocoder.nsf import NSF_SMALL, NSF_V1, NSFHiFiGAN, SineSource
+from voiceconv.vocoder.nsf import NSF_LITE, NSF_SMALL, NSF_V1, NSFHiFiGAN, SineSource
 from voiceconv.vocoder.training import VocoderData
 
 SMALL = REPO / "recipes" / "common" / "conf" / "nsf_hifigan_small.yaml"
@@ -71,6 +71,24 @@ def test_v1_initialised_from_universal_renders_as_the_universal_hifigan(mel_f0):
     nsf.generator.remove_weight_norm()
     sourced = nsf.eval().render(mel[..., :200], f0[..., :200])
     assert (sourced - universal).abs().mean() > 0.1 * universal.abs().mean()
+
+
+
+def test_the_lite_filter_takes_each_universal_stack_of_its_stage_and_kernel():
+    """The lite config keeps only V1's kernel-3 stacks: the flat index of a stack differs
+    (lite stage 1 is `resblocks.1`, V1's kernel-3 stack of stage 1 is `resblocks.3`), so
+    matching by position would copy nothing of the stacks after the first."""
+    lite = NSFHiFiGAN(NSF_LITE, FeatureConfig()).generator
+    copied, _ = lite.init_from_universal()
+    filter_tensors = [k for k in lite.state_dict() if not k.startswith(("source.", "noise_"))]
+    assert copied == len(filter_tensors)
+    v1 = NSFHiFiGAN(NSF_V1, FeatureConfig()).generator
+    v1.init_from_universal()
+    for stage in range(4):
+        for name, value in lite.resblocks[stage].state_dict().items():
+            assert torch.equal(value, v1.resblocks[3 * stage].state_dict()[name]), (stage, name)
+    assert torch.equal(lite.ups[3].parametrizations.weight.original1,
+                       v1.ups[3].parametrizations.weight.original1)
 
 
 def test_the_f0_probe_tells_a_vocoder_that_follows_f0_from_one_that_ignores_it():

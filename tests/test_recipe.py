@@ -143,3 +143,11 @@ def test_the_demo_runs_every_stage_end_to_end_and_a_rerun_does_nothing(tmp_path)
     small = torch.load(exp / "e2e-vocoder-small" / "checkpoints" / "last.ckpt", weights_only=True)
     assert small["global_step"] == 2
     assert small["hyper_parameters"]["nsf"]["upsample_initial_channel"] == 128
+    # The lite one: the universal filter with only its kernel-3 stacks.
+    vocoder = _run(*args, "--vocoder", "nsf-lite", "--vocoder-steps", "2", "--vocoder-args",
+                   TINY, "--stage", "4", "--stop-stage", "4", cwd=demo, timeout=300)
+    assert vocoder.returncode == 0, vocoder.stderr[-3000:]
+    assert "nsf_hifigan_lite.yaml" in vocoder.stderr
+    lite = torch.load(exp / "e2e-vocoder-lite" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert lite["global_step"] == 2
+    assert lite["hyper_parameters"]["nsf"]["resblock_kernel_sizes"] == [3]

@@ -5,7 +5,7 @@
 #
 # Options: [--stage N] [--stop-stage M] [--exp NAME] [--jobs N] [--ngpu N] [--force true]
 #          [--prep-config FILE] [--model small|paper] [--pretrain-steps N] [--base CKPT]
-#          [--fit-steps N] [--vocoder world|griffin-lim|hifigan-universal|nsf|nsf-small]
+#          [--fit-steps N] [--vocoder world|griffin-lim|hifigan-universal|nsf|nsf-lite|nsf-small]
 #          [--vocoder-steps N] [--key SEMITONES|auto] [--pretrain-args "..."] [--fit-args "..."]
 #          [--vocoder-args "..."]
 # --*-args pass options through to that stage's command (e.g. --fit-args
@@ -23,8 +23,10 @@
 #   4  vocoder: training-free WORLD by default; --vocoder nsf fine-tunes NSF-HiFi-GAN from
 #      the universal HiFi-GAN on the corpus (with --ngpu: 2000 steps of 16 crops, follows F0;
 #      on a CPU: 400 steps of 2, about 1.5 s each, and its pitch still comes from the mel, so
-#      no --key with it); --vocoder nsf-small trains the small NSF-HiFi-GAN from scratch
-#      (about 0.8 s per step on a 2-core CPU; follows F0)
+#      no --key with it); --vocoder nsf-lite fine-tunes the lite one (V1 widths, kernel-3
+#      stacks only; 4000 steps of 4, about 1 s each on a 2-core CPU; follows F0 from step 500);
+#      --vocoder nsf-small trains the small NSF-HiFi-GAN from scratch (about 0.8 s per step
+#      on a 2-core CPU; follows F0)
 #   5  convert the held-out songs: A's to B's voice and B's to A's (checkpoints/<exp>/converted),
 #      shifted by --key (auto: into the target singer's range; needs a vocoder that follows
 #      F0, such as world)
@@ -49,7 +51,7 @@ pretrain_steps=200
 base=""
 fit_steps=600
 vocoder=world
-vocoder_steps=""  # default: nsf 400 (CPU) or 2000 (--ngpu), nsf-small 6000 (from scratch)
+vocoder_steps=""  # default: nsf 400 (CPU) or 2000 (--ngpu), nsf-lite 4000, nsf-small 6000
 key=0
 pretrain_args=""
 fit_args=""
@@ -122,6 +124,11 @@ case ${vocoder} in
          else
              vocoder_steps=${vocoder_steps:-400}
          fi ;;
+    # The universal filter cut to its kernel-3 stacks: the cut breaks its sound, and while it
+    # is rebuilt around the source (half the crops pitch-shifted) the pitch moves to the F0.
+    nsf-lite) vocoder_exp=${exp}-vocoder-lite; vocoder_steps=${vocoder_steps:-4000}
+         vocoder_conf=(--config ../common/conf/nsf_hifigan_lite.yaml --config conf/vocoder.yaml
+                       --data.init_args.batch_size 4 --data.init_args.pitch_shift_prob 0.5) ;;
     # From scratch: larger batches, and a quarter of the crops pitch-shifted so the filter
     # takes its pitch from the F0 (what a key shift needs).
     nsf-small) vocoder_exp=${exp}-vocoder-small; vocoder_steps=${vocoder_steps:-6000}

@@ -11,6 +11,8 @@
 #   bash recipes/demo/run.sh --stage 3 --stop-stage 3       # only (re)train the CycleGAN
 #   bash recipes/demo/run.sh --vocoder nsf --ngpu 1         # fine-tune NSF-HiFi-GAN on a GPU
 #                                      (2000 steps, ~6 min on an H200; follows F0, so --key works)
+#   bash recipes/demo/run.sh --vocoder nsf-lite             # the lite NSF-HiFi-GAN on a CPU
+#                                      (4000 steps, ~1 hour on 2 cores; follows F0)
 #   bash recipes/demo/run.sh --vocoder nsf-small --vocoder-steps 200000 --ngpu 1
 #                                      # the small NSF-HiFi-GAN from scratch: follows F0
 set -euo pipefail

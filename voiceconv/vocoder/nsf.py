@@ -11,7 +11,9 @@ Initialised from the universal HiFi-GAN, the injection convs start at zero, so t
 NSF generator renders exactly what the universal one does; fine-tuning is meant to teach it to
 use the source (400 CPU steps do not yet: the output's pitch still comes from the mel; see the
 README's vocoder section). Trained from scratch (the small config), they start at PyTorch's
-default scale, so the filter has the source from its first step.
+default scale, so the filter has the source from its first step. The lite config keeps V1's
+widths but only its kernel-3 residual stacks: all of its filter comes from the universal
+weights, yet the cut changes the sound so much that fine-tuning rebuilds it, around the source.
 
 Phase is integrated from absolute time zero and the noise is read from a fixed table at
 absolute sample positions, so chunked rendering equals one-shot rendering.
@@ -44,6 +46,9 @@ class NSFConfig(HiFiGANConfig):
 # V1-sized (fine-tuned from the universal HiFi-GAN) and a V2-sized one for fast CPU rendering.
 NSF_V1 = NSFConfig()
 NSF_SMALL = NSFConfig(upsample_initial_channel=128)
+# V1 widths with only the kernel-3 residual stacks (a seventh of V1's MRF compute): every
+# tensor it has is a universal one, so it is fine-tuned rather than trained from scratch.
+NSF_LITE = NSFConfig(resblock_kernel_sizes=(3,), resblock_dilations=((1, 3, 5),))
 
 
 class SineSource(nn.Module):
@@ -126,7 +131,11 @@ class NSFHiFiGANGenerator(HiFiGANGenerator):
         universal.load_original(checkpoint["generator"])
         mine = self.state_dict()
         theirs = universal.state_dict()
-        matching = {k: v for k, v in theirs.items() if k in mine and mine[k].shape == v.shape}
+        matching = {}
+        for key in mine:
+            source = _universal_name(key, self.cfg, universal.cfg)
+            if source in theirs and theirs[source].shape == mine[key].shape:
+                matching[key] = theirs[source]
         self.load_state_dict(matching, strict=False)
         # Zero injections keep the universal output exactly (and the filter keeps singing from
         # the mel); at PyTorch's default scale (1) the source swamps it (mel L1 0.34 -> 3.7)
@@ -136,6 +145,22 @@ class NSFHiFiGANGenerator(HiFiGANGenerator):
                 conv.weight.mul_(injection_scale)
                 conv.bias.mul_(injection_scale)
         return len(matching), len(theirs)
+
+
+def _universal_name(key: str, mine: HiFiGANConfig, theirs: HiFiGANConfig) -> str | None:
+    """The universal generator's name for my parameter `key`. Residual stacks are matched by
+    up-sampling stage and kernel size, not by position in the flat list, so a generator that
+    keeps only some of V1's kernels (the lite config) still gets the stacks it kept."""
+    if not key.startswith("resblocks."):
+        return key
+    _, index, rest = key.split(".", 2)
+    stage, j = divmod(int(index), len(mine.resblock_kernel_sizes))
+    kernel, dilations = mine.resblock_kernel_sizes[j], mine.resblock_dilations[j]
+    for k, (their_kernel, their_dilations) in enumerate(
+            zip(theirs.resblock_kernel_sizes, theirs.resblock_dilations, strict=True)):
+        if (their_kernel, tuple(their_dilations)) == (kernel, tuple(dilations)):
+            return f"resblocks.{stage * len(theirs.resblock_kernel_sizes) + k}.{rest}"
+    return None
 
 
 def nsf_config(data: dict[str, Any]) -> NSFConfig:

@@ -233,7 +233,8 @@ class NSFHiFiGANTraining(ExactResume, L.LightningModule):
     """NSF-HiFi-GAN generator + discriminators.
 
     Args:
-        nsf: generator sizes (`NSF_V1`: fine-tuned from the universal HiFi-GAN; `NSF_SMALL`).
+        nsf: generator sizes (`NSF_V1`: fine-tuned from the universal HiFi-GAN; `NSF_LITE`:
+            its kernel-3 stacks only, likewise initialised; `NSF_SMALL`: from scratch).
         init_from_universal: copy the universal HiFi-GAN V1 weights into every generator
             tensor of the same name and shape (the data's mel must be the universal one's).
         injection_scale: with `init_from_universal`, the source injections start at this
