@@ -73,7 +73,6 @@ def test_v1_initialised_from_universal_renders_as_the_universal_hifigan(mel_f0):
     assert (sourced - universal).abs().mean() > 0.1 * universal.abs().mean()
 
 
-
 def test_the_lite_filter_takes_each_universal_stack_of_its_stage_and_kernel():
     """The lite config keeps only V1's kernel-3 stacks: the flat index of a stack differs
     (lite stage 1 is `resblocks.1`, V1's kernel-3 stack of stage 1 is `resblocks.3`), so
