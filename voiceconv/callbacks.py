@@ -15,6 +15,7 @@ import lightning as L
 import torch
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_info
@@ -111,6 +112,17 @@ class LastCheckpoint(L.Callback):
             job = f"{array}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array else job
             subprocess.run(["scontrol", "requeue", job], check=False)
         trainer.should_stop = True
+
+
+class ResumedProgressBar(TQDMProgressBar):
+    """Lightning's bar, with its rate and time left counted from where this run started.
+    After a resume the bar starts at the restored batch, and Lightning's would divide all of
+    it by the seconds since the restart (hundreds of steps per second, and no time left)."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        super().on_train_epoch_start(trainer, *args)
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.completed
+        self.train_progress_bar.initial = self.train_progress_bar.n = done
 
 
 class Previews(L.Callback):

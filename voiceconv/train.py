@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 
@@ -28,6 +28,7 @@ from voiceconv.callbacks import (
     LastCheckpoint,
     Previews,
     ResumableCSVLogger,
+    ResumedProgressBar,
 )
 
 
@@ -85,6 +86,9 @@ class VoiceconvCLI(LightningCLI):
                         cfg.preview_vocoder)]
               if cfg.preview_every_n_steps > 0 else []),
         ]
+        if trainer_cfg.enable_progress_bar is not False and not any(
+                isinstance(c, ProgressBar) for c in kwargs["callbacks"]):
+            kwargs["callbacks"].append(ResumedProgressBar())
         return super().instantiate_trainer(**kwargs)
 
 
