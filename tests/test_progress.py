@@ -32,3 +32,5 @@ def test_a_resumed_run_counts_its_rate_from_the_restored_step(tmp_path):
     shows hundreds of steps per second and no time left after every pre-emption."""
     assert fit(tmp_path, 4) == [(0, 1), (0, 2), (0, 3), (0, 4)]
     assert fit(tmp_path, 6, tmp_path / "last.ckpt") == [(4, 5), (4, 6)]
+    # Resumed at 6 into an epoch of 64 batches: the next epoch counts from zero again.
+    assert fit(tmp_path, 66, tmp_path / "last.ckpt")[-3:] == [(6, 64), (0, 1), (0, 2)]

@@ -119,10 +119,12 @@ class ResumedProgressBar(TQDMProgressBar):
     After a resume the bar starts at the restored batch, and Lightning's would divide all of
     it by the seconds since the restart (hundreds of steps per second, and no time left)."""
 
-    def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
-        super().on_train_epoch_start(trainer, *args)
-        done = trainer.fit_loop.epoch_loop.batch_progress.current.completed
-        self.train_progress_bar.initial = self.train_progress_bar.n = done
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                             batch: Any, batch_idx: int) -> None:
+        super().on_train_batch_start(trainer, pl_module, batch, batch_idx)
+        bar = self.train_progress_bar
+        if bar.n == 0:  # this epoch's first batch in this process: batch_idx batches came before
+            bar.initial = bar.n = batch_idx
 
 
 class Previews(L.Callback):
