@@ -172,12 +172,23 @@ def generator_state(path: Path) -> dict[str, torch.Tensor]:
             if k.startswith("generator.")}
 
 
-def test_trains_resumes_exactly_and_its_checkpoint_is_a_vocoder(vocoder_config, mel_f0):
-    root = Path(yaml.safe_load(vocoder_config.read_text())["experiments_root"])
+def experiments_root(config: Path) -> Path:
+    return Path(yaml.safe_load(config.read_text())["experiments_root"])
+
+
+@pytest.fixture(scope="module")
+def trained(vocoder_config) -> Path:
+    """The last checkpoint of 4 training steps."""
     assert fit(vocoder_config, "--experiment", "straight") == 0
+    return experiments_root(vocoder_config) / "straight" / "checkpoints" / "last.ckpt"
+
+
+def test_trains_resumes_exactly_and_its_checkpoint_is_a_vocoder(vocoder_config, trained,
+                                                                 mel_f0):
+    root = experiments_root(vocoder_config)
     assert fit(vocoder_config, "--experiment", "resumed", "--trainer.max_steps", "2") == 0
     assert fit(vocoder_config, "--experiment", "resumed", "--ckpt_path", "last") == 0
-    straight = generator_state(root / "straight" / "checkpoints" / "last.ckpt")
+    straight = generator_state(trained)
     resumed = generator_state(root / "resumed" / "checkpoints" / "last.ckpt")
     assert max((straight[k] - resumed[k]).abs().max().item() for k in straight) <= 1e-6
     metrics = (root / "straight" / "metrics.csv").read_text()
@@ -185,14 +196,32 @@ def test_trains_resumes_exactly_and_its_checkpoint_is_a_vocoder(vocoder_config, 
                  "train/d_loss", "val/mel_l1", "val/mcd", "val/f0_response_cents"):
         assert name in metrics
     # The checkpoint loads (weights_only) as a vocoder by path, with its feature config.
-    vocoder = load_vocoder(str(root / "straight" / "checkpoints" / "last.ckpt"),
-                           FeatureConfig())
+    vocoder = load_vocoder(str(trained), FeatureConfig())
     mel, f0 = mel_f0
     assert vocoder.name == "nsf-hifigan" and vocoder.uses_f0
     assert vocoder.render(mel[..., :40], f0[..., :40]).shape == (1, 40 * 256)
     with pytest.raises(VoiceconvError, match="hop_length: vocoder nsf-hifigan 256 vs"):
-        load_vocoder(str(root / "straight" / "checkpoints" / "last.ckpt"),
-                     FeatureConfig(hop_length=128))
+        load_vocoder(str(trained), FeatureConfig(hop_length=128))
+
+
+def test_a_trained_vocoder_starts_a_new_run_and_a_misfit_is_refused(vocoder_config, trained,
+                                                                     capsys):
+    # At a negligible learning rate, two steps leave the weights where init_from put them.
+    assert fit(vocoder_config, "--experiment", "tuned", "--trainer.max_steps", "2",
+               "--model.init_args.init_from", str(trained),
+               "--model.init_args.optimizer.lr", "1e-12") == 0
+    source = load_plain(str(trained))
+    tuned = load_plain(str(experiments_root(vocoder_config) / "tuned" / "checkpoints"
+                           / "last.ckpt"))
+    assert tuned["global_step"] == 2  # a new run, not the old one resumed
+    assert tuned["state_dict"].keys() == source["state_dict"].keys()
+    assert any(k.startswith("discriminator.") for k in source["state_dict"])
+    assert max((source["state_dict"][k] - v).abs().max().item()
+               for k, v in tuned["state_dict"].items()) < 1e-9
+    capsys.readouterr()
+    assert fit(vocoder_config, "--experiment", "misfit", "--model.init_args.init_from",
+               str(trained), "--model.init_args.nsf.upsample_initial_channel", "16") == 2
+    assert "nsf.upsample_initial_channel: init_from 32 vs model 16" in capsys.readouterr().err
 
 
 def test_a_ten_minute_mel_renders_in_chunks_in_bounded_memory(mel_f0, tmp_path):

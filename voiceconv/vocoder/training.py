@@ -241,6 +241,11 @@ class NSFHiFiGANTraining(ExactResume, L.LightningModule):
             multiple of PyTorch's default initialisation: 0 renders exactly as the universal
             HiFi-GAN (whose pitch comes from the mel); 1 starts with the source swamping it.
         discriminator, loss, optimizer: sizes, loss weights, Adam and its exponential decay.
+        init_from: a trained vocoder checkpoint (`voiceconv fit`) whose generator and
+            discriminator start this run instead of the universal weights: to fine-tune it on
+            another singer's data, or to go on at another learning rate. Its `nsf` and
+            `discriminator` sizes and its features must match this run's (each differing
+            field is named); its step count and optimizer state are not carried over.
     """
 
     def __init__(self, nsf: NSFConfig = NSF_V1, init_from_universal: bool = True,
@@ -248,7 +253,8 @@ class NSFHiFiGANTraining(ExactResume, L.LightningModule):
                  discriminator: VocoderDiscriminatorConfig = VocoderDiscriminatorConfig(),
                  loss: VocoderLossWeights = VocoderLossWeights(),
                  optimizer: VocoderOptimizerConfig = VocoderOptimizerConfig(),
-                 seed: int = 0, feature_config: dict[str, Any] | None = None) -> None:
+                 seed: int = 0, feature_config: dict[str, Any] | None = None,
+                 init_from: str | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         for key, value in self.hparams.items():  # plain data only: weights_only loading
@@ -261,7 +267,7 @@ class NSFHiFiGANTraining(ExactResume, L.LightningModule):
         # The source's sample rate is set from the data in setup.
         self.generator = NSFHiFiGANGenerator(nsf, PRESETS["hifigan-22k"].sample_rate)
         self.initialised_from = (self.generator.init_from_universal(injection_scale)
-                                 if init_from_universal else None)
+                                 if init_from_universal and not init_from else None)
         self.discriminator = MultiDiscriminator(
             discriminator.periods, period_channels=discriminator.period_channels,
             resolution_channels=discriminator.resolution_channels)
@@ -273,7 +279,7 @@ class NSFHiFiGANTraining(ExactResume, L.LightningModule):
         data_config = self.data_feature_config()
         if data_config is None:
             return
-        if self.hparams.init_from_universal:
+        if self.hparams.init_from_universal and not self.hparams.init_from:
             PRESETS["hifigan-22k"].require_same(data_config, "universal HiFi-GAN", "data",
                                                 ignore=F0_FIELDS)
         if self.generator.source.hop != data_config.hop_length:
@@ -290,6 +296,14 @@ class NSFHiFiGANTraining(ExactResume, L.LightningModule):
 
     def own_rngs(self) -> dict[str, torch.Generator]:
         return {"source": self.source_rng}
+
+    def on_fit_start(self) -> None:
+        # Here, not in setup: only now is it known whether the run resumes (and so already
+        # holds its own weights).
+        path = self.hparams.init_from
+        if path and self.trainer.ckpt_path is None:
+            self.load_state_dict(trained_vocoder_weights(path, self.hparams))
+            print(f"nsf-hifigan: generator and discriminator loaded from {path}")
 
     def configure_optimizers(self):
         cfg = self.optimizer_config
@@ -368,6 +382,34 @@ class NSFHiFiGANTraining(ExactResume, L.LightningModule):
         vocoder = NSFHiFiGAN(nsf_config(self.hparams.nsf), self.feature_config)
         vocoder.generator.load_state_dict(self.generator.state_dict())
         self.log("val/f0_response_cents", probe_f0_response(vocoder.to(self.device).eval()))
+
+
+def trained_vocoder_weights(path: str, hparams: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The state dict of a trained vocoder checkpoint (read weights_only), after checking
+    that its generator and discriminator sizes and its features are those in `hparams`."""
+    from voiceconv.pair import load_plain
+
+    checkpoint = load_plain(path)
+    theirs = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    if not theirs or "nsf" not in theirs or theirs.get("feature_config") is None:
+        raise VoiceconvError(f"init_from {path} is not a trained voiceconv vocoder checkpoint")
+    differ = [f"{part}.{k}: init_from {theirs[part].get(k)} vs model {v}"
+              for part in ("nsf", "discriminator") for k, v in hparams[part].items()
+              if _plain(theirs[part].get(k)) != _plain(v)]
+    if differ:
+        raise VoiceconvError(f"init_from {path} has other sizes than this model ("
+                             + "; ".join(differ) + ")")
+    if hparams.get("feature_config") is not None:
+        FeatureConfig.from_dict(theirs["feature_config"]).require_same(
+            FeatureConfig.from_dict(hparams["feature_config"]), "init_from", "data")
+    return checkpoint["state_dict"]
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, recursively: checkpoint and config spell the same sizes both ways."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 class ExponentialStepDecay:
