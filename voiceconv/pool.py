@@ -60,22 +60,25 @@ class PoolCrops(IndexedBatches):
 
 class HeldOutSegments(Dataset):
     """Whole held-out segments in a fixed order: {"mel": (n_mels, T) normalised, T a multiple
-    of 4, "mean"/"std": (n_mels, 1) of its singer (to listen to it), "index"}."""
+    of 4, "mean"/"std": (n_mels, 1) of its singer (to listen to it), "singer": its index in
+    `training_names` (the training batches' label; -1 if it has none), "index"}."""
 
-    def __init__(self, singers: list[SingerData], max_frames: int) -> None:
+    def __init__(self, singers: list[SingerData], max_frames: int,
+                 training_names: list[str]) -> None:
         self.items = []
         for singer in singers:
             mean, std = (torch.tensor(singer.stats[k], dtype=torch.float32)[:, None]
                          for k in ("mel_mean", "mel_std"))
-            self.items += [(torch.from_numpy(trim_frames(s.mel, max_frames)), mean, std)
+            label = training_names.index(singer.name) if singer.name in training_names else -1
+            self.items += [(torch.from_numpy(trim_frames(s.mel, max_frames)), mean, std, label)
                            for s in singer.segments]
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        mel, mean, std = self.items[index]
-        return {"mel": mel, "mean": mean, "std": std, "index": index}
+        mel, mean, std, singer = self.items[index]
+        return {"mel": mel, "mean": mean, "std": std, "singer": singer, "index": index}
 
 
 class SingerPoolData(CropData):
@@ -146,7 +149,7 @@ class SingerPoolData(CropData):
                                  "validation; lower data.val_segments or add data")
         self.singers = train
         self.train_set = PoolCrops(train, hp.crop_frames, hp.batch_size, hp.seed)
-        self.val_set = HeldOutSegments(held, hp.val_max_frames)
+        self.val_set = HeldOutSegments(held, hp.val_max_frames, [s.name for s in train])
         minutes = sum(s.mel.shape[1] for singer in train for s in singer.segments) \
             * self.feature_config.hop_length / self.feature_config.sample_rate / 60
         rank_zero_info(f"pool: {len(train)} singers, {minutes:.1f} min of training segments, "

@@ -103,11 +103,19 @@ class Generator(nn.Module):
         self.decoder = Decoder(cfg)
 
     def forward(self, mel: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decode(*self.encode(mel, mask))
+
+    def encode(self, mel: torch.Tensor,
+               mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(content: (B, residual_channels, T // 4), the visible mel: (B, n_mels, T))."""
         if mel.shape[-1] % 4:
             raise ValueError(f"frame count must be a multiple of 4 (got {mel.shape[-1]})")
         if mask is None:
             mask = torch.ones_like(mel[:, None, :1, :])
         mask = mask.expand(-1, 1, mel.shape[1], -1)
         x = torch.cat([mel[:, None] * mask, mask], dim=1)
-        out = self.decoder(self.encoder(x))
-        return out + x[:, 0] if self.cfg.global_residual else out
+        return self.encoder(x), x[:, 0]
+
+    def decode(self, content: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+        out = self.decoder(content)
+        return out + visible if self.cfg.global_residual else out
