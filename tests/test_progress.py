@@ -1,7 +1,8 @@
-"""The training progress bar after a resume."""
+"""The training progress bar after a resume, and on endless data."""
 
 import lightning as L
-from lightning.pytorch.demos.boring_classes import BoringModel
+from lightning.pytorch.demos.boring_classes import BoringModel, RandomIterableDataset
+from torch.utils.data import DataLoader
 
 from voiceconv.callbacks import ResumedProgressBar
 
@@ -34,3 +35,24 @@ def test_a_resumed_run_counts_its_rate_from_the_restored_step(tmp_path):
     assert fit(tmp_path, 6, tmp_path / "last.ckpt") == [(4, 5), (4, 6)]
     # Resumed at 6 into an epoch of 64 batches: the next epoch counts from zero again.
     assert fit(tmp_path, 66, tmp_path / "last.ckpt")[-3:] == [(6, 64), (0, 1), (0, 2)]
+
+
+class EndlessModel(BoringModel):
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(RandomIterableDataset(32, 10**9))  # no length, like voiceconv's crops
+
+
+def test_a_run_on_endless_data_resumed_mid_epoch_shows_its_total(tmp_path):
+    """The total is max_steps; Lightning's is the steps left (2 after the resume at 4)."""
+    def run(max_steps: int, ckpt_path=None) -> tuple:
+        bar = ResumedProgressBar()
+        trainer = L.Trainer(max_steps=max_steps, callbacks=[bar], logger=False,
+                            enable_checkpointing=False, enable_model_summary=False,
+                            accelerator="cpu", limit_val_batches=0, default_root_dir=tmp_path)
+        trainer.fit(EndlessModel(), ckpt_path=ckpt_path)
+        trainer.save_checkpoint(tmp_path / "last.ckpt")
+        tqdm = bar.train_progress_bar
+        return tqdm.initial, tqdm.n, tqdm.total
+
+    assert run(4) == (0, 4, 4)
+    assert run(6, tmp_path / "last.ckpt") == (4, 6, 6)

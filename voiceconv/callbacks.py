@@ -117,7 +117,10 @@ class LastCheckpoint(L.Callback):
 class ResumedProgressBar(TQDMProgressBar):
     """Lightning's bar, with its rate and time left counted from where this run started.
     After a resume the bar starts at the restored batch, and Lightning's would divide all of
-    it by the seconds since the restart (hundreds of steps per second, and no time left)."""
+    it by the seconds since the restart (hundreds of steps per second, and no time left).
+    On voiceconv's endless crops (one epoch of unknown length) the total is `max_steps`;
+    Lightning's is the steps left, which after a resume is less than the bar's count, or
+    unknown ("N/?")."""
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule,
                              batch: Any, batch_idx: int) -> None:
@@ -125,6 +128,8 @@ class ResumedProgressBar(TQDMProgressBar):
         bar = self.train_progress_bar
         if bar.n == 0:  # this epoch's first batch in this process: batch_idx batches came before
             bar.initial = bar.n = batch_idx
+            if trainer.num_training_batches == float("inf") and trainer.max_steps > 0:
+                bar.total = trainer.max_steps  # one endless epoch: batches are steps
 
 
 class Previews(L.Callback):
