@@ -2,9 +2,10 @@
 to tell the singer from single encoder frames of some segments and scored on other segments. Not
 a linear one: each singer's mels are normalised with its own mean and variance (and the encoder
 normalises its channels per segment), so the singers' frames share their means and a linear
-probe sits near chance even on the mels themselves. Balanced accuracy (the mean of the per-
-singer recalls) is 1/n for an encoding that hides the singer and 1 for one that shows it; used
-to compare pretraining tasks (`voiceconv pretrain --model.init_args.singer_adversarial`)."""
+probe sits near chance even on the mels themselves. Balanced accuracy (the mean of the
+per-singer recalls) is 1/n for an encoding that hides the singer and 1 for one that shows it;
+used to compare pretraining tasks (`voiceconv pretrain --model.init_args.singer_adversarial`).
+"""
 
 from __future__ import annotations
 
