@@ -61,9 +61,22 @@ class ResidualStack(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for dilated, plain in zip(self.convs1, self.convs2, strict=True):
-            x = x + plain(nn.functional.leaky_relu(
-                dilated(nn.functional.leaky_relu(x, LEAKY_SLOPE)), LEAKY_SLOPE))
+            # In place where the tensor is a fresh conv output nothing else holds: at the
+            # full sample rate these element-wise passes cost about a quarter of the time.
+            h = nn.functional.leaky_relu_(dilated(nn.functional.leaky_relu(x, LEAKY_SLOPE)),
+                                          LEAKY_SLOPE)
+            x = plain(h).add_(x)
         return x
+
+
+def mean_of_stacks(stacks: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    """The mean of the residual stacks' outputs (HiFi-GAN's multi-receptive-field fusion)."""
+    if len(stacks) == 1:
+        return stacks[0](x)
+    total = stacks[0](x)
+    for stack in stacks[1:]:
+        total.add_(stack(x))
+    return total.div_(len(stacks))
 
 
 class HiFiGANGenerator(nn.Module):
@@ -91,7 +104,7 @@ class HiFiGANGenerator(nn.Module):
         n = len(self.cfg.resblock_kernel_sizes)
         for i, up in enumerate(self.ups):
             x = up(nn.functional.leaky_relu(x, LEAKY_SLOPE))
-            x = sum(self.resblocks[i * n + j](x) for j in range(n)) / n
+            x = mean_of_stacks(self.resblocks[i * n: (i + 1) * n], x)
         # The original uses leaky_relu's default slope (0.01) here.
         x = self.conv_post(nn.functional.leaky_relu(x))
         return torch.tanh(x).squeeze(1)

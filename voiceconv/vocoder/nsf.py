@@ -31,7 +31,7 @@ from torch import nn
 from voiceconv.errors import VoiceconvError
 from voiceconv.features import FeatureConfig
 from voiceconv.vocoder.base import Vocoder
-from voiceconv.vocoder.hifigan import HiFiGANConfig, HiFiGANGenerator
+from voiceconv.vocoder.hifigan import HiFiGANConfig, HiFiGANGenerator, mean_of_stacks
 
 NOISE_TABLE = 1 << 16  # samples of fixed noise per harmonic (inference)
 
@@ -114,8 +114,8 @@ class NSFHiFiGANGenerator(HiFiGANGenerator):
         x = self.conv_pre(mel)
         n = len(self.cfg.resblock_kernel_sizes)
         for i, (up, inject) in enumerate(zip(self.ups, self.noise_convs, strict=True)):
-            x = up(nn.functional.leaky_relu(x, 0.1)) + inject(excitation)
-            x = sum(self.resblocks[i * n + j](x) for j in range(n)) / n
+            x = up(nn.functional.leaky_relu(x, 0.1)).add_(inject(excitation))
+            x = mean_of_stacks(self.resblocks[i * n: (i + 1) * n], x)
         x = self.conv_post(nn.functional.leaky_relu(x))
         return torch.tanh(x).squeeze(1)
 
