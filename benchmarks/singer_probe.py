@@ -1,7 +1,8 @@
-"""How much singer identity does each base's encoder keep? A linear probe per base
-(`voiceconv.singer_probe`): fit on the encodings of each pool singer's training segments,
-scored on its held-out segment (the pool's validation split), as balanced accuracy; chance is
-1 / singers. Bases to compare: plain masked reconstruction vs `singer_adversarial`.
+"""How much singer identity does each base's encoder keep? A probe per base
+(`voiceconv.singer_probe`, one hidden layer): fit on the encodings of each pool singer's
+training segments, scored on its held-out segment (the pool's validation split), as
+balanced accuracy; chance is 1 / singers. Bases to compare: plain masked reconstruction vs
+`singer_adversarial`.
 
 Usage: python benchmarks/singer_probe.py --prep recipes/pretrain/dump/pool/prep \
            --base A.ckpt [--base B.ckpt ...]   (untrained encoder: --base untrained)
@@ -17,21 +18,17 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import machine  # noqa: E402
-from voiceconv.models.generator import SMALL, Encoder, GeneratorConfig  # noqa: E402
-from voiceconv.pair import read_checkpoint  # noqa: E402
+from benchmarks.neighbour_lookup import base_encoder  # noqa: E402
+from voiceconv.models.generator import SMALL, Encoder  # noqa: E402
 from voiceconv.pool import SingerPoolData  # noqa: E402
 from voiceconv.singer_probe import singer_probe_accuracy  # noqa: E402
-from voiceconv.transfer import load_base  # noqa: E402
 
 
 def encoder_of(base: str) -> Encoder:
     if base == "untrained":
         torch.manual_seed(0)
         return Encoder(SMALL).eval()
-    config = GeneratorConfig(**read_checkpoint(base)["hyper_parameters"]["generator"])
-    encoder = Encoder(config)
-    encoder.load_state_dict(load_base(base, config, None).encoder)
-    return encoder.eval()
+    return base_encoder(base)
 
 
 def main() -> None:

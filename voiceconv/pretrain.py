@@ -153,7 +153,7 @@ class EncoderPretraining(ExactResume, L.LightningModule):
         mel = item["mel"][None].to(self.device)
         rng = torch.Generator().manual_seed(int(item["index"]))
         singer = torch.tensor([int(item["singer"])], device=self.device) \
-            if int(item.get("singer", -1)) >= 0 else None
+            if item["singer"] >= 0 else None
         return self.reconstruction_losses(mel, self.mask(mel, rng), singer)[1]
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:

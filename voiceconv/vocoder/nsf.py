@@ -176,6 +176,17 @@ def config_dict(cfg: NSFConfig) -> dict[str, Any]:
     return asdict(cfg)
 
 
+def read_vocoder_checkpoint(path: str) -> dict[str, Any]:
+    """A `voiceconv fit` vocoder checkpoint, read weights_only; anything else is refused."""
+    from voiceconv.pair import load_plain
+
+    checkpoint = load_plain(path)
+    hp = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    if not hp or "nsf" not in hp or hp.get("feature_config") is None:
+        raise VoiceconvError(f"{path} is not a trained voiceconv vocoder checkpoint")
+    return checkpoint
+
+
 class NSFHiFiGAN(Vocoder):
     """A trained NSF-HiFi-GAN, loaded from a `voiceconv fit` vocoder checkpoint."""
 
@@ -193,12 +204,8 @@ class NSFHiFiGAN(Vocoder):
 
     @classmethod
     def from_checkpoint(cls, path: str) -> NSFHiFiGAN:
-        from voiceconv.pair import load_plain
-
-        checkpoint = load_plain(path)
-        hp = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
-        if not hp or "nsf" not in hp or hp.get("feature_config") is None:
-            raise VoiceconvError(f"{path} is not a trained voiceconv vocoder checkpoint")
+        checkpoint = read_vocoder_checkpoint(path)
+        hp = checkpoint["hyper_parameters"]
         vocoder = cls(nsf_config(hp["nsf"]), FeatureConfig.from_dict(hp["feature_config"]))
         state = {k.removeprefix("generator."): v for k, v in checkpoint["state_dict"].items()
                  if k.startswith("generator.")}

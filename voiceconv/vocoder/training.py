@@ -44,6 +44,7 @@ from voiceconv.vocoder.nsf import (
     NSFHiFiGANGenerator,
     config_dict,
     nsf_config,
+    read_vocoder_checkpoint,
 )
 
 
@@ -387,15 +388,11 @@ class NSFHiFiGANTraining(ExactResume, L.LightningModule):
 def trained_vocoder_weights(path: str, hparams: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The state dict of a trained vocoder checkpoint (read weights_only), after checking
     that its generator and discriminator sizes and its features are those in `hparams`."""
-    from voiceconv.pair import load_plain
-
-    checkpoint = load_plain(path)
-    theirs = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
-    if not theirs or "nsf" not in theirs or theirs.get("feature_config") is None:
-        raise VoiceconvError(f"init_from {path} is not a trained voiceconv vocoder checkpoint")
-    differ = [f"{part}.{k}: init_from {theirs[part].get(k)} vs model {v}"
+    checkpoint = read_vocoder_checkpoint(path)
+    theirs = checkpoint["hyper_parameters"]
+    differ = [f"{part}.{k}: init_from {theirs.get(part, {}).get(k)} vs model {v}"
               for part in ("nsf", "discriminator") for k, v in hparams[part].items()
-              if _plain(theirs[part].get(k)) != _plain(v)]
+              if _plain(theirs.get(part, {}).get(k)) != _plain(v)]
     if differ:
         raise VoiceconvError(f"init_from {path} has other sizes than this model ("
                              + "; ".join(differ) + ")")
