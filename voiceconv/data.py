@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,11 @@ import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
+from tqdm import tqdm
 
 from data_prep.features import load_features
 from data_prep.stats import load_stats
+from voiceconv.content import ContentEncoder, ContentEncoderConfig
 from voiceconv.errors import VoiceconvError
 from voiceconv.features import FeatureConfig
 from voiceconv.fileio import read_jsonl
@@ -28,13 +31,15 @@ from voiceconv.neighbours import neighbour_means
 
 @dataclasses.dataclass
 class Segment:
-    """One prepared segment: its normalised mel (n_mels, T) and where it came from."""
+    """One prepared segment: its normalised mel (n_mels, T), where it came from, and its
+    feature file (which also holds its audio)."""
 
     id: str
     source: str
     start: float
     end: float
     mel: np.ndarray
+    features: Path | None = None
 
 
 @dataclasses.dataclass
@@ -61,7 +66,8 @@ def load_singer(prep_dir: Path, singer: str, stats: dict[str, Any] | None = None
     for row in sorted(rows, key=lambda r: r["id"]):
         mel = load_features(prep_dir / row["features"])["mel"]
         data.segments.append(Segment(row["id"], row["source"], row["start"], row["end"],
-                                     data.normalise(mel).astype(np.float32)))
+                                     data.normalise(mel).astype(np.float32),
+                                     prep_dir / row["features"]))
     return data
 
 
@@ -102,31 +108,44 @@ class RandomCrops(IndexedBatches):
 
     Crops are drawn uniformly over every position where an N-frame window fits, so long
     segments are sampled in proportion to their length. With `neighbour_k`, batches also hold
-    "nn_b" and "nn_a": for each frame of the A (B) crop, the mean of its k nearest frames of
-    the other singer (`voiceconv.neighbours`), computed once here.
+    "nn_b" and "nn_a": for each frame of the A (B) crop, the mean mel of its k nearest frames
+    of the other singer (`voiceconv.neighbours`), computed once here; `match` gives the
+    features frames are matched on, (D, T) for a segment (default: its normalised mel).
     """
 
     def __init__(self, a: SingerData, b: SingerData, crop_frames: int, batch_size: int,
-                 seed: int, neighbour_k: int = 0) -> None:
+                 seed: int, neighbour_k: int = 0,
+                 match: Callable[[Segment], torch.Tensor] | None = None) -> None:
         self.crop_frames, self.batch_size, self.seed = crop_frames, batch_size, seed
-        self.mels, self.starts = {}, {}
+        self.mels, self.starts, usable = {}, {}, {}
         for key, singer in (("a", a), ("b", b)):
-            usable = [s.mel for s in singer.segments if s.mel.shape[1] >= crop_frames]
-            if not usable:
+            usable[key] = [s for s in singer.segments if s.mel.shape[1] >= crop_frames]
+            if not usable[key]:
                 raise VoiceconvError(f"singer {singer.name!r} has no segment of at least "
                                      f"{crop_frames} frames; lower data.crop_frames")
-            offsets = np.cumsum([0] + [m.shape[1] for m in usable[:-1]])
-            self.mels[key] = torch.from_numpy(np.concatenate(usable, axis=1))
+            mels = [s.mel for s in usable[key]]
+            offsets = np.cumsum([0] + [m.shape[1] for m in mels[:-1]])
+            self.mels[key] = torch.from_numpy(np.concatenate(mels, axis=1))
             self.starts[key] = torch.from_numpy(np.concatenate(
                 [o + np.arange(m.shape[1] - crop_frames + 1)
-                 for o, m in zip(offsets, usable, strict=True)]))
+                 for o, m in zip(offsets, mels, strict=True)]))
         if neighbour_k:
             fewest = min(m.shape[1] for m in self.mels.values())
             if not 0 < neighbour_k <= fewest:
                 raise VoiceconvError(f"data.neighbour_k must be in 1..{fewest} (the fewer "
                                      f"training frames of the two singers), got {neighbour_k}")
-            self.mels["nn_b"] = neighbour_means(self.mels["a"], self.mels["b"], neighbour_k)
-            self.mels["nn_a"] = neighbour_means(self.mels["b"], self.mels["a"], neighbour_k)
+            if match is None:
+                keys = self.mels
+            else:
+                segments = tqdm([*usable["a"], *usable["b"]], desc="content features",
+                                unit="segment", leave=False)
+                matched = [match(s) for s in segments]
+                keys = {"a": torch.cat(matched[:len(usable["a"])], 1),
+                        "b": torch.cat(matched[len(usable["a"]):], 1)}
+            self.mels["nn_b"] = neighbour_means(keys["a"], keys["b"], neighbour_k,
+                                                values=self.mels["b"])
+            self.mels["nn_a"] = neighbour_means(keys["b"], keys["a"], neighbour_k,
+                                                values=self.mels["a"])
 
     def batch(self, index: int) -> dict[str, torch.Tensor]:
         rng = self.batch_rng(index)
@@ -229,17 +248,22 @@ class SingerPairData(CropData):
         val_parallel: validation pairs are the same melodies sung by both (mbrola).
         neighbour_k: if > 0, batches carry nearest-neighbour pseudo-targets (the mean of the k
             nearest frames of the other singer) for the model's `loss.neighbour` term.
+        content_encoder: match those frames on a frozen self-supervised model's features
+            (kNN-VC; a local weights file, `voiceconv.content`) instead of on the mels.
         seed: the data seed; batch k is a function of (seed, k, rank) only.
     """
 
     def __init__(self, prep_dir: str, singer_a: str, singer_b: str, crop_frames: int = 64,
                  batch_size: int = 8, num_workers: int = 0, val_prep_dir: str | None = None,
                  val_segments: int = 4, val_parallel: bool = False, val_max_pairs: int = 8,
-                 val_max_frames: int = 1024, neighbour_k: int = 0, seed: int = 0) -> None:
+                 val_max_frames: int = 1024, neighbour_k: int = 0,
+                 content_encoder: ContentEncoderConfig | None = None, seed: int = 0) -> None:
         super().__init__()
         # Nothing is read or checked here: errors raised while LightningCLI instantiates
         # classes reach the user wrapped in a page of parser output; in setup they are one line.
         self.save_hyperparameters()
+        if content_encoder is not None:  # plain data in checkpoints (weights_only loading)
+            self.hparams.content_encoder = dataclasses.asdict(content_encoder)
         self.prep_dir = Path(prep_dir)
 
     @functools.cached_property
@@ -269,13 +293,26 @@ class SingerPairData(CropData):
         else:
             val_a, val_b = (_split_off(s, hp.val_segments) for s in (a, b))
         self.train_set = RandomCrops(a, b, hp.crop_frames, hp.batch_size, hp.seed,
-                                     hp.neighbour_k)
+                                     hp.neighbour_k, self.content_match())
         self.val_set = ValidationPairs(val_a, val_b, hp.val_parallel, hp.val_max_pairs,
                                        hp.val_max_frames, self.frame_seconds)
 
     @property
     def frame_seconds(self) -> float:
         return self.feature_config.hop_length / self.feature_config.sample_rate
+
+    def content_match(self) -> Callable[[Segment], torch.Tensor] | None:
+        """A segment's content features on its mel frame grid, if a content encoder is set."""
+        if not (self.hparams.content_encoder and self.hparams.neighbour_k):
+            return None
+        encoder = ContentEncoder(ContentEncoderConfig(**self.hparams.content_encoder))
+        config = self.feature_config
+
+        def match(segment: Segment) -> torch.Tensor:
+            audio = load_features(segment.features)["audio"]
+            return encoder.frames(audio, config.sample_rate, config.hop_length,
+                                  segment.mel.shape[1])
+        return match
 
 
 def prep_feature_config(prep_dir: Path) -> FeatureConfig:

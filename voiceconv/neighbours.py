@@ -16,20 +16,23 @@ from __future__ import annotations
 import torch
 
 
-def neighbour_means(queries: torch.Tensor, bank: torch.Tensor, k: int,
-                    chunk: int = 2048) -> torch.Tensor:
+def neighbour_means(queries: torch.Tensor, bank: torch.Tensor, k: int, chunk: int = 2048,
+                    values: torch.Tensor | None = None) -> torch.Tensor:
     """For every query frame, the mean of its `k` nearest bank frames (Euclidean).
 
-    queries: (n_mels, N), bank: (n_mels, M), both in their own singer's normalised units;
-    returns (n_mels, N). Cost O(N * M * n_mels): about 3 s for 17,000 frames against 17,000
-    (3.3 minutes each) on two CPU cores; hours of audio call for a sub-sampled bank.
+    queries: (D, N), bank: (D, M), both in their own singer's normalised units (mels) or
+    both content features (`voiceconv.content`); values: (n_mels, M), what is averaged, one
+    column per bank frame (default: the bank itself); returns (n_mels, N). Cost
+    O(N * M * D): about 3 s for 17,000 mel frames against 17,000 (3.3 minutes each) on two
+    CPU cores; hours of audio call for a sub-sampled bank.
     """
     if not 0 < k <= bank.shape[1]:
         raise ValueError(f"k must be in 1..{bank.shape[1]} (bank frames), got {k}")
     bank_t = bank.T.contiguous()
-    out = torch.empty_like(queries)
+    values_t = bank_t if values is None else values.T.contiguous()
+    out = torch.empty(values_t.shape[1], queries.shape[1], dtype=values_t.dtype)
     for start in range(0, queries.shape[1], chunk):
         block = queries[:, start: start + chunk].T
         nearest = torch.cdist(block, bank_t).topk(k, largest=False).indices  # (chunk, k)
-        out[:, start: start + chunk] = bank_t[nearest].mean(1).T
+        out[:, start: start + chunk] = values_t[nearest].mean(1).T
     return out
