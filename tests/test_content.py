@@ -124,6 +124,13 @@ def test_a_wrong_content_encoder_is_one_clear_error(weights, changes, message):
         ContentEncoder(tiny_config(weights, **changes))
 
 
+def test_a_content_encoder_without_neighbour_targets_is_one_clear_error(prepared, weights):
+    data = SingerPairData(str(prepared.out_dir), "nit_f001", "pjs", val_segments=1,
+                          content_encoder=tiny_config(weights))
+    with pytest.raises(VoiceconvError, match="set data.neighbour_k too"):
+        data.setup("fit")
+
+
 def test_a_file_that_is_not_weights_is_refused_without_unpickling(tmp_path):
     bad = tmp_path / "model.pth"
     torch.save({"note": "not tensors"}, bad)

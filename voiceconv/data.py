@@ -303,8 +303,11 @@ class SingerPairData(CropData):
 
     def content_match(self) -> Callable[[Segment], torch.Tensor] | None:
         """A segment's content features on its mel frame grid, if a content encoder is set."""
-        if not (self.hparams.content_encoder and self.hparams.neighbour_k):
+        if not self.hparams.content_encoder:
             return None
+        if not self.hparams.neighbour_k:
+            raise VoiceconvError("data.content_encoder matches nearest-neighbour targets: set "
+                                 "data.neighbour_k too (e.g. 16)")
         encoder = ContentEncoder(ContentEncoderConfig(**self.hparams.content_encoder))
         config = self.feature_config
 
