@@ -32,6 +32,9 @@ FRAME_WIDTH, FRAME_STRIDE = 400, 320
 ARCHITECTURES = ("wav2vec2_base", "wav2vec2_large", "wav2vec2_large_lv60k", "wav2vec2_xlsr_300m",
                  "hubert_base", "hubert_large", "hubert_xlarge", "wavlm_base", "wavlm_large",
                  "wav2vec2_model", "wavlm_model")
+# Those whose torchaudio bundles standardise the waveform before the model.
+NORMALIZED_INPUT = ("wav2vec2_large_lv60k", "wav2vec2_xlsr_300m", "hubert_large", "hubert_xlarge",
+                    "wavlm_large")
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,8 @@ class ContentEncoderConfig:
     weights: a local state dict file (`torch.save`, e.g. .pth) of `architecture`.
     layer: whose output is used (1-based transformer layer; kNN-VC uses WavLM-Large's 6th).
     normalize_waveform: standardise each input waveform first, as torchaudio's bundles of the
-        large and XLS-R models do; None decides by the architecture's name.
+        LV-60k, XLS-R, large HuBERT and WavLM-Large models do; None: as the bundle of
+        `architecture` does.
     options: keyword arguments of the torchaudio builder (all sizes for `wav2vec2_model` and
         `wavlm_model`).
     """
@@ -84,7 +88,7 @@ class ContentEncoder:
         self.layer = config.layer
         normalize = config.normalize_waveform
         self.normalize = (normalize if normalize is not None else
-                          any(s in config.architecture for s in ("large", "xlsr")))
+                          config.architecture in NORMALIZED_INPUT)
 
     @torch.no_grad()
     def frames(self, audio: np.ndarray, sample_rate: int, hop_length: int,
