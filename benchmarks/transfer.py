@@ -93,7 +93,10 @@ def singing_data_dirs(singing: Path, out: Path, minutes: float) -> None:
 
 
 def run(*args: str) -> None:
+    """A command line; "voiceconv" is this interpreter's (no need for it on PATH)."""
     print("+", " ".join(args), flush=True)
+    if args[0] == "voiceconv":
+        args = (sys.executable, "-m", "voiceconv.cli", *args[1:])
     subprocess.run(args, check=True, cwd=REPO)
 
 
