@@ -106,7 +106,8 @@ def test_fit_takes_a_content_encoder_from_the_config(fit_config, weights, tmp_pa
 def test_weights_saved_from_a_wrapped_bundle_model_load(weights, tmp_path):
     """torchaudio's bundles of the large models wrap the model: its keys start "model."."""
     wrapped = tmp_path / "wrapped.pth"
-    torch.save({f"model.{k}": v for k, v in torch.load(weights).items()}, wrapped)
+    state = torch.load(weights, weights_only=True)
+    torch.save({f"model.{k}": v for k, v in state.items()}, wrapped)
     audio = np.random.default_rng(1).standard_normal(8000).astype(np.float32)
     plain, loaded = (ContentEncoder(tiny_config(path)).frames(audio, 16000, 160, 50)
                      for path in (weights, wrapped))
