@@ -27,9 +27,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import machine  # noqa: E402
-from data_prep.features import load_features  # noqa: E402
 from voiceconv.content import ContentEncoder, ContentEncoderConfig  # noqa: E402
-from voiceconv.data import SingerData, ValidationPairs, load_singer, prep_feature_config  # noqa: E402,E501
+from voiceconv.data import (  # noqa: E402
+    SingerData,
+    ValidationPairs,
+    load_singer,
+    prep_feature_config,
+    segment_content,
+)
 from voiceconv.features import FeatureConfig  # noqa: E402
 from voiceconv.melcep import frame_mcd  # noqa: E402
 from voiceconv.models.generator import Encoder, GeneratorConfig  # noqa: E402
@@ -61,9 +66,7 @@ def with_content(singer: SingerData, encoder: ContentEncoder,
     """The singer with each segment's content features stacked under its mel, so that the
     dev pairs cut both at once (split again at n_mels)."""
     for segment in singer.segments:
-        audio = load_features(segment.features)["audio"]
-        frames = encoder.frames(audio, config.sample_rate, config.hop_length,
-                                segment.mel.shape[1]).numpy()
+        frames = segment_content(encoder, config, segment).numpy()
         segment.mel = np.concatenate([segment.mel, frames])
     return singer
 

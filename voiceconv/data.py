@@ -39,7 +39,7 @@ class Segment:
     start: float
     end: float
     mel: np.ndarray
-    features: Path | None = None
+    features: Path
 
 
 @dataclasses.dataclass
@@ -309,13 +309,15 @@ class SingerPairData(CropData):
             raise VoiceconvError("data.content_encoder matches nearest-neighbour targets: set "
                                  "data.neighbour_k too (e.g. 16)")
         encoder = ContentEncoder(ContentEncoderConfig(**self.hparams.content_encoder))
-        config = self.feature_config
+        return functools.partial(segment_content, encoder, self.feature_config)
 
-        def match(segment: Segment) -> torch.Tensor:
-            audio = load_features(segment.features)["audio"]
-            return encoder.frames(audio, config.sample_rate, config.hop_length,
-                                  segment.mel.shape[1])
-        return match
+
+def segment_content(encoder: ContentEncoder, config: FeatureConfig,
+                    segment: Segment) -> torch.Tensor:
+    """(dim, T): the content features of a segment's audio (kept in its feature file) on the
+    frame grid of its mel (n_mels, T)."""
+    audio = load_features(segment.features)["audio"]
+    return encoder.frames(audio, config.sample_rate, config.hop_length, segment.mel.shape[1])
 
 
 def prep_feature_config(prep_dir: Path) -> FeatureConfig:
