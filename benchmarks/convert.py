@@ -28,11 +28,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import machine  # noqa: E402
-from voiceconv.conversion import Converter, ConvertSettings  # noqa: E402
-from voiceconv.features import FeatureConfig  # noqa: E402
+from voiceconv.convert.converter import Converter, ConvertSettings  # noqa: E402
+from voiceconv.core.features import FeatureConfig  # noqa: E402
 from voiceconv.models.generator import SMALL  # noqa: E402
-from voiceconv.pair import SingerPair  # noqa: E402
-from voiceconv.vocoder import load_vocoder  # noqa: E402
+from voiceconv.models.pair import SingerPair  # noqa: E402
+from voiceconv.models.vocoders import load_vocoder  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SONG = REPO / "recipes" / "demo" / "audio" / "nit_f001" / "nitech_jp_song070_f001_029.flac"

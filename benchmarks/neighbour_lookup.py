@@ -1,7 +1,7 @@
 """How good are nearest-neighbour pseudo-targets, matched on mels or on a base's encoder?
 
 The pair model regresses onto the mean of the k nearest target-singer frames
-(`voiceconv.neighbours`), so those targets bound what it learns. This scores the lookup alone
+(`voiceconv.fit.neighbours`), so those targets bound what it learns. This scores the lookup alone
 on the parallel mbrola dev set that `benchmarks/transfer.py --pair mbrola` prepares: each us2
 dev frame is replaced by the mean mel of its k nearest us3 training frames, matched either on
 normalised mels (what training uses), on a pretrained base's encoder output (up-sampled from
@@ -27,23 +27,19 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import machine  # noqa: E402
-from voiceconv.content import ContentEncoder, ContentEncoderConfig  # noqa: E402
-from voiceconv.data import (  # noqa: E402
-    SingerData,
-    ValidationPairs,
-    load_singer,
-    prep_feature_config,
-    segment_content,
-)
-from voiceconv.features import FeatureConfig  # noqa: E402
-from voiceconv.melcep import frame_mcd  # noqa: E402
+from data_prep.prepared import feature_config  # noqa: E402
+from voiceconv.core.checkpoint import read_checkpoint  # noqa: E402
+from voiceconv.core.features import FeatureConfig  # noqa: E402
+from voiceconv.core.melcep import frame_mcd  # noqa: E402
+from voiceconv.fit.data import ValidationPairs, segment_content  # noqa: E402
+from voiceconv.fit.transfer import load_base  # noqa: E402
+from voiceconv.models.content import ContentEncoder, ContentEncoderConfig  # noqa: E402
 from voiceconv.models.generator import Encoder, GeneratorConfig  # noqa: E402
-from voiceconv.pair import read_checkpoint  # noqa: E402
-from voiceconv.transfer import load_base  # noqa: E402
+from voiceconv.training.crops import SingerData, load_singer  # noqa: E402
 
 
 def base_encoder(path: str) -> Encoder:
-    config = GeneratorConfig(**read_checkpoint(path)["hyper_parameters"]["generator"])
+    config = GeneratorConfig(**read_checkpoint(path, "pretrain")["hyper_parameters"]["generator"])
     encoder = Encoder(config)
     encoder.load_state_dict(load_base(path, config, None).encoder)
     return encoder.eval()
@@ -82,7 +78,7 @@ def main() -> None:
     torch.set_grad_enabled(False)
     a = load_singer(args.prep / "prep_train", "us2")
     b = load_singer(args.prep / "prep_train", "us3")
-    features = prep_feature_config(args.prep / "prep_train")
+    features = feature_config(args.prep / "prep_train")
     dev_a = load_singer(args.prep / "prep_dev", "us2", a.stats)
     dev_b = load_singer(args.prep / "prep_dev", "us3", b.stats)
     n_mels = features.n_mels

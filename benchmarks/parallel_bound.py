@@ -34,14 +34,15 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from benchmarks.common import machine  # noqa: E402
-from data_prep.stats import load_stats  # noqa: E402
-from voiceconv.cyclegan import load_model  # noqa: E402
-from voiceconv.data import load_singer, parallel_pairs  # noqa: E402
-from voiceconv.features import FeatureConfig  # noqa: E402
-from voiceconv.losses import lsgan_generator  # noqa: E402
-from voiceconv.melcep import frame_mcd  # noqa: E402
+from data_prep.prepared import load_stats  # noqa: E402
+from voiceconv.core.features import FeatureConfig  # noqa: E402
+from voiceconv.core.melcep import frame_mcd  # noqa: E402
+from voiceconv.fit.cyclegan import load_model  # noqa: E402
+from voiceconv.fit.data import parallel_pairs  # noqa: E402
+from voiceconv.fit.losses import lsgan_generator  # noqa: E402
 from voiceconv.models import Generator  # noqa: E402
 from voiceconv.models.generator import SMALL  # noqa: E402
+from voiceconv.training.crops import load_singer  # noqa: E402
 
 CROP, BATCH, LR, BETAS = 64, 4, 5e-4, (0.5, 0.999)  # as recipes/mbrola/conf/fit.yaml + small
 

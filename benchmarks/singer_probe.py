@@ -1,5 +1,5 @@
 """How much singer identity does each base's encoder keep? A probe per base
-(`voiceconv.singer_probe`, one hidden layer): fit on the encodings of each pool singer's
+(`voiceconv.pretrain.singer_probe`, one hidden layer): fit on the encodings of each pool singer's
 training segments, scored on its held-out segment (the pool's validation split), as
 balanced accuracy; chance is 1 / singers. Bases to compare: plain masked reconstruction vs
 `singer_adversarial`.
@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import machine  # noqa: E402
 from benchmarks.neighbour_lookup import base_encoder  # noqa: E402
 from voiceconv.models.generator import SMALL, Encoder  # noqa: E402
-from voiceconv.pool import SingerPoolData  # noqa: E402
-from voiceconv.singer_probe import singer_probe_accuracy  # noqa: E402
+from voiceconv.pretrain.pool import SingerPoolData  # noqa: E402
+from voiceconv.pretrain.singer_probe import singer_probe_accuracy  # noqa: E402
 
 
 def encoder_of(base: str) -> Encoder:

@@ -30,13 +30,13 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import machine  # noqa: E402
-from voiceconv.cyclegan import (  # noqa: E402
+from voiceconv.fit.cyclegan import (  # noqa: E402
     CycleGANVC,
     DiscriminatorConfig,
     LossWeights,
     OptimizerConfig,
 )
-from voiceconv.data import SingerPairData  # noqa: E402
+from voiceconv.fit.data import SingerPairData  # noqa: E402
 from voiceconv.models import GeneratorConfig  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -166,7 +166,7 @@ def make_demo_prep(out: Path) -> None:
 
     from data_prep.config import PrepConfig
     from data_prep.pipeline import run_prep
-    from voiceconv.features import FeatureConfig
+    from voiceconv.core.features import FeatureConfig
 
     corpus = out.parent / "corpus"
     audio = REPO / "recipes" / "demo" / "audio"

@@ -39,8 +39,8 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from benchmarks.common import machine  # noqa: E402
-from voiceconv.convert import parse_key  # noqa: E402
-from voiceconv.errors import VoiceconvError  # noqa: E402
+from voiceconv.convert.command import parse_key  # noqa: E402
+from voiceconv.core.errors import VoiceconvError  # noqa: E402
 
 
 def mbrola_data_dirs(corpus: Path, out: Path, minutes: float) -> None:

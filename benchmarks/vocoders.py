@@ -33,13 +33,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import machine  # noqa: E402
-from voiceconv.audio import load_mono, write_audio  # noqa: E402
-from voiceconv.evaluate import evaluate  # noqa: E402
-from voiceconv.features import FeatureConfig, LogMelSpectrogram, compute_features  # noqa: E402
-from voiceconv.metrics import FRAME_PERIOD_MS, F0Metrics, f0_metrics, f0_track  # noqa: E402
-from voiceconv.vocoder import NAMES, load_vocoder  # noqa: E402
-from voiceconv.vocoder.f0_response import f0_response_cents  # noqa: E402
-from voiceconv.vocoder.nsf import NSF_SMALL, NSFHiFiGAN  # noqa: E402
+from voiceconv.core.audio import load_mono, write_audio  # noqa: E402
+from voiceconv.core.features import FeatureConfig, LogMelSpectrogram, compute_features  # noqa: E402
+from voiceconv.core.metrics import FRAME_PERIOD_MS, F0Metrics, f0_metrics, f0_track  # noqa: E402
+from voiceconv.eval.command import evaluate  # noqa: E402
+from voiceconv.models.vocoders import NAMES, load_vocoder  # noqa: E402
+from voiceconv.models.vocoders.f0_response import f0_response_cents  # noqa: E402
+from voiceconv.models.vocoders.nsf import NSF_SMALL, NSFHiFiGAN  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "singing"
 DEFAULT_FILES = [SHARED / "pjs" / f"pjs0{n}_song.flac" for n in (50, 51, 52)] + [

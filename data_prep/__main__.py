@@ -1,5 +1,6 @@
 import sys
 
-from voiceconv.cli import run_command
+from data_prep.cli import main
+from voiceconv.core.errors import run_as_command
 
-sys.exit(run_command("prep", sys.argv[1:], prog="python -m data_prep"))
+sys.exit(run_as_command(main, sys.argv[1:], "python -m data_prep"))

@@ -14,8 +14,8 @@ import numpy as np
 from scipy.signal import butter, sosfiltfilt
 
 from data_prep.config import PrepConfig
-from voiceconv.audio import read_audio, write_audio
-from voiceconv.loudness import MIN_LOUDNESS_DURATION_S, integrated_loudness, normalize_loudness
+from voiceconv.core.audio import read_audio, write_audio
+from voiceconv.core.loudness import MIN_LOUDNESS_DURATION_S, integrated_loudness, normalize_loudness
 
 
 def settings(config: PrepConfig) -> dict[str, Any]:

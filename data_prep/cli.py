@@ -7,7 +7,7 @@ import os
 
 from data_prep.config import PrepConfig
 from data_prep.pipeline import STAGES, format_summary, run_prep
-from voiceconv.errors import VoiceconvError
+from voiceconv.core.errors import VoiceconvError
 
 
 def build_parser(prog: str = "voiceconv prep") -> argparse.ArgumentParser:

@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from voiceconv.errors import VoiceconvError
-from voiceconv.features import FeatureConfig
+from voiceconv.core.errors import VoiceconvError
+from voiceconv.core.features import FeatureConfig
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from voiceconv.audio import AUDIO_EXTENSIONS, why_not_a_file
-from voiceconv.errors import VoiceconvError
+from voiceconv.core.audio import AUDIO_EXTENSIONS, why_not_a_file
+from voiceconv.core.errors import VoiceconvError
 
 
 def slug(text: str) -> str:

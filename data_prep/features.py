@@ -11,12 +11,10 @@ import functools
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from data_prep.config import PrepConfig
-from voiceconv.audio import read_audio
-from voiceconv.features import FeatureConfig, LogMelSpectrogram, compute_features
-from voiceconv.fileio import atomic_path
+from data_prep.prepared import save_features
+from voiceconv.core.audio import read_audio
+from voiceconv.core.features import FeatureConfig, LogMelSpectrogram, compute_features
 
 
 def settings(config: PrepConfig) -> dict[str, Any]:
@@ -35,8 +33,7 @@ def featurize_segment(row: dict[str, Any], config: PrepConfig, out_dir: Path) ->
     audio = read_audio(out_dir / row["audio"], start=start, stop=stop)
     feats = compute_features(audio, fc, _mel_transform(fc))
     feature_path = f"features/{row['id']}.npz"
-    with atomic_path(out_dir / feature_path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, mel=feats.mel, f0=feats.f0, voiced=feats.voiced, audio=feats.audio)
+    save_features(out_dir / feature_path, feats)
     return {"rows": [{
         **row,
         "features": feature_path,
@@ -45,8 +42,3 @@ def featurize_segment(row: dict[str, Any], config: PrepConfig, out_dir: Path) ->
         "stage": "features",
     }]}
 
-
-def load_features(path: str | Path) -> dict[str, np.ndarray]:
-    """Arrays of one segment's .npz (no pickles are ever loaded)."""
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}

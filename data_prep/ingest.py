@@ -15,8 +15,8 @@ import numpy as np
 
 from data_prep.config import PrepConfig
 from data_prep.corpus import slug
-from voiceconv.audio import decode, resample, to_mono, write_audio
-from voiceconv.errors import AudioDecodeError
+from voiceconv.core.audio import decode, resample, to_mono, write_audio
+from voiceconv.core.errors import AudioDecodeError
 
 CLIP_RUN = 3  # consecutive samples at the peak value that count as a clipped plateau
 

@@ -22,11 +22,17 @@ from typing import Any
 from data_prep import clean, features, ingest, segment
 from data_prep.config import PrepConfig
 from data_prep.corpus import discover, reject_row
+from data_prep.prepared import FEATURE_CONFIG
 from data_prep.runner import StageResult, WorkerPool, run_stage
 from data_prep.stats import write_stats
-from voiceconv.errors import VoiceconvError
-from voiceconv.features import require_f0_method
-from voiceconv.fileio import read_jsonl, remove_stale_temporaries, write_jsonl, write_text_atomic
+from voiceconv.core.errors import VoiceconvError
+from voiceconv.core.features import require_f0_method
+from voiceconv.core.fileio import (
+    read_jsonl,
+    remove_stale_temporaries,
+    write_jsonl,
+    write_text_atomic,
+)
 
 STAGES = ("ingest", "clean", "segment", "features", "stats")
 # stage -> (function over one item, settings that key its cache, manifest it writes)
@@ -64,7 +70,7 @@ def run_prep(corpus: str | Path | None, out_dir: str | Path, config: PrepConfig 
     remove_stale_temporaries(out_dir)
     write_text_atomic(out_dir / "prep_config.json",
                       json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
-    config.features.save(out_dir / "feature_config.json")
+    config.features.save(out_dir / FEATURE_CONFIG)
     report = PrepReport(out_dir)
 
     with WorkerPool(jobs) as pool:

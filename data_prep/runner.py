@@ -23,8 +23,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from voiceconv.errors import VoiceconvError
-from voiceconv.fileio import dumps_row, write_text_atomic
+from voiceconv.core.errors import VoiceconvError
+from voiceconv.core.fileio import dumps_row, write_text_atomic
 
 # A stage function maps (item, settings, out_dir) to an outcome:
 # {"rows": [row, ...]} for accepted work, or {"reject": "human-readable reason"}.

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from data_prep.config import PrepConfig, SegmentConfig
-from voiceconv.audio import read_audio
+from voiceconv.core.audio import read_audio
 
 ENERGY_HOP_S = 0.01
 ENERGY_WIN_S = 0.04

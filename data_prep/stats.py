@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from data_prep.features import load_features
-from voiceconv.fileio import atomic_path, write_text_atomic
-from voiceconv.plotting import png_bytes, pyplot
+from data_prep.prepared import STATS, load_features
+from voiceconv.core.fileio import atomic_path, write_text_atomic
+from voiceconv.core.plotting import png_bytes, pyplot
 
 PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
 
@@ -63,7 +63,7 @@ def _round(value: float) -> float | None:
 def write_stats(manifest: Path, out_dir: Path, rows: list[dict[str, Any]]) -> bool:
     """(Re)write OUT/stats.json unless it already describes this exact manifest."""
     digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
-    path = out_dir / "stats.json"
+    path = out_dir / STATS
     if path.is_file():
         try:
             if json.loads(path.read_text(encoding="utf-8")).get("manifest_sha256") == digest:
@@ -108,7 +108,3 @@ def plot_stats(stats: dict[str, dict[str, Any]], path: Path) -> None:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         tmp.write_bytes(png_bytes(fig, dpi=90))
-
-
-def load_stats(out_dir: str | Path) -> dict[str, dict[str, Any]]:
-    return json.loads((Path(out_dir) / "stats.json").read_text(encoding="utf-8"))["singers"]

@@ -19,9 +19,9 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from voiceconv.audio import load_mono  # noqa: E402
-from voiceconv.features import FeatureConfig, LogMelSpectrogram, extract_f0  # noqa: E402
-from voiceconv.plotting import png_bytes, pyplot  # noqa: E402
+from voiceconv.core.audio import load_mono  # noqa: E402
+from voiceconv.core.features import FeatureConfig, LogMelSpectrogram, extract_f0  # noqa: E402
+from voiceconv.core.plotting import png_bytes, pyplot  # noqa: E402
 
 SONG = "nitech_jp_song070_f001_029"
 

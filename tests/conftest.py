@@ -59,7 +59,7 @@ def fit_config(prepared, tmp_path_factory) -> Path:
     """A CPU-sized run over the prepared excerpts: tiny crops, validation on 2 held-out pairs."""
     folder = tmp_path_factory.mktemp("fit")
     config = {
-        "data": {"class_path": "voiceconv.data.SingerPairData", "init_args": {
+        "data": {"class_path": "voiceconv.fit.data.SingerPairData", "init_args": {
             "prep_dir": str(prepared.out_dir), "singer_a": "nit_f001", "singer_b": "pjs",
             "crop_frames": 32, "batch_size": 2, "val_segments": 1, "val_max_frames": 128,
             "neighbour_k": 4}},

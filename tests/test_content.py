@@ -1,4 +1,4 @@
-"""Content features from a local self-supervised model (`voiceconv.content`) for the
+"""Content features from a local self-supervised model (`voiceconv.models.content`) for the
 nearest-neighbour targets: they sit on the mel frame grid, the data module matches frames on
 them while still averaging mels, `voiceconv fit` takes the option, and a wrong weights file is
 one clear line. No pretrained weights exist on a CI machine, so the model here is a small
@@ -17,9 +17,10 @@ import yaml
 
 from tests.conftest import REPO
 from voiceconv.cli import run_command
-from voiceconv.content import ContentEncoder, ContentEncoderConfig, interpolation_grid
-from voiceconv.data import SingerPairData, load_singer
-from voiceconv.errors import VoiceconvError
+from voiceconv.core.errors import VoiceconvError
+from voiceconv.fit.data import SingerPairData
+from voiceconv.models.content import ContentEncoder, ContentEncoderConfig, interpolation_grid
+from voiceconv.training.crops import load_singer
 
 SMALL = REPO / "recipes" / "common" / "conf" / "cyclegan_small.yaml"
 # A small wav2vec 2.0 with the real front end's frame (400 samples, stride 320).

@@ -17,17 +17,17 @@ import soundfile as sf
 import torch
 
 from tests.conftest import REPO, read_excerpt
-from voiceconv.audio import load_mono, resample
 from voiceconv.cli import run_command
-from voiceconv.conversion import Converter, ConvertSettings
-from voiceconv.errors import VoiceconvError
-from voiceconv.features import FeatureConfig
-from voiceconv.loudness import integrated_loudness, true_peak_dbtp
-from voiceconv.metrics import f0_metrics, f0_track
-from voiceconv.pair import SingerPair
-from voiceconv.vocoder import load_vocoder
-from voiceconv.vocoder.nsf import NSF_SMALL, NSF_V1, NSFHiFiGAN
-from voiceconv.vocoder.world import World
+from voiceconv.convert.converter import Converter, ConvertSettings
+from voiceconv.core.audio import load_mono, resample
+from voiceconv.core.errors import VoiceconvError
+from voiceconv.core.features import FeatureConfig
+from voiceconv.core.loudness import integrated_loudness, true_peak_dbtp
+from voiceconv.core.metrics import f0_metrics, f0_track
+from voiceconv.models.pair import SingerPair
+from voiceconv.models.vocoders import load_vocoder
+from voiceconv.models.vocoders.nsf import NSF_SMALL, NSF_V1, NSFHiFiGAN
+from voiceconv.models.vocoders.world import World
 
 # Held-out songs (not in the excerpts the model was fitted on).
 NIT = ("nit_f001", "nitech_jp_song070_f001_029.flac", 2.0, 15.0)

@@ -18,10 +18,10 @@ import yaml
 
 from tests.conftest import REPO
 from voiceconv.cli import run_command
-from voiceconv.cyclegan import load_model
-from voiceconv.data import SingerPairData
-from voiceconv.features import FeatureConfig
-from voiceconv.neighbours import neighbour_means
+from voiceconv.core.features import FeatureConfig
+from voiceconv.fit.cyclegan import load_model
+from voiceconv.fit.data import SingerPairData
+from voiceconv.fit.neighbours import neighbour_means
 
 SMALL = REPO / "recipes" / "common" / "conf" / "cyclegan_small.yaml"
 PAPER = REPO / "recipes" / "common" / "conf" / "cyclegan_paper.yaml"

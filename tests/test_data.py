@@ -11,9 +11,9 @@ import torch
 from data_prep.config import PrepConfig
 from data_prep.pipeline import run_prep
 from tests.conftest import REPO, read_excerpt
-from voiceconv.data import SingerPairData
-from voiceconv.errors import VoiceconvError
-from voiceconv.features import FeatureConfig
+from voiceconv.core.errors import VoiceconvError
+from voiceconv.core.features import FeatureConfig
+from voiceconv.fit.data import SingerPairData
 
 
 @pytest.fixture(scope="module")

@@ -68,7 +68,7 @@ def test_nonparallel_mode_measures_melody_against_the_source_and_no_mcd(shifted_
         (other / singer).mkdir(parents=True, exist_ok=True)
         x, sr = read_excerpt("pjs", "pjs003_song.flac", 0.0, 4.0)
         sf.write(other / singer / f"{Path(name).stem}.wav", x, sr)
-    from voiceconv.evaluate import evaluate
+    from voiceconv.eval.command import evaluate
 
     summary = evaluate(root / "converted", other, root / "out-np", root / "source",
                        mode="nonparallel", progress=False)
@@ -92,7 +92,7 @@ def test_nonparallel_mode_measures_melody_against_the_source_and_no_mcd(shifted_
 
 def test_speaker_similarity_separates_singers():
     pytest.importorskip("resemblyzer", reason="optional extra voiceconv[speaker] missing")
-    from voiceconv.speaker import embed
+    from voiceconv.eval.speaker import embed
 
     audio = REPO / "recipes/demo/audio"
     nit = [embed(audio / "nit_f001" / f"nitech_jp_song070_f001_{n}.flac") for n in ("004", "007")]
@@ -150,7 +150,7 @@ def test_a_key_shifted_conversion_keeps_its_melody_once_the_shift_is_taken_out(s
     """`--transposed` (a conversion made with `convert --key`): the converted set is the
     source one semitone up, so the melody is kept exactly, up to that shift."""
     root, _, _ = shifted_set
-    from voiceconv.evaluate import evaluate
+    from voiceconv.eval.command import evaluate
 
     summary = evaluate(root / "converted", root / "reference", root / "out-key",
                        root / "source", mode="nonparallel", progress=False, transposed=True)

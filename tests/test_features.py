@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from tests.conftest import TEST_DATA
-from voiceconv.audio import load_mono
-from voiceconv.errors import FeatureConfigMismatch
-from voiceconv.features import (
+from voiceconv.core.audio import load_mono
+from voiceconv.core.errors import FeatureConfigMismatch
+from voiceconv.core.features import (
     PRESETS,
     FeatureConfig,
     LogMelSpectrogram,

@@ -14,8 +14,8 @@ import soundfile as sf
 from data_prep.config import PrepConfig
 from data_prep.pipeline import run_prep
 from tests.conftest import REPO, read_excerpt
-from voiceconv.features import FeatureConfig
-from voiceconv.fileio import read_jsonl
+from voiceconv.core.features import FeatureConfig
+from voiceconv.core.fileio import read_jsonl
 
 # dio keeps these tests fast; the F0 method is irrelevant to accepting or rejecting files.
 FAST = PrepConfig(features=FeatureConfig(f0_method="dio"))

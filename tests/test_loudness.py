@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from voiceconv.loudness import integrated_loudness, k_weighting, normalize_loudness, true_peak_dbtp
+from voiceconv.core.loudness import (
+    integrated_loudness,
+    k_weighting,
+    normalize_loudness,
+    true_peak_dbtp,
+)
 
 
 def sine(freq: float, sr: int, seconds: float, amplitude: float, phase: float = 0.0):

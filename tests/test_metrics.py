@@ -12,7 +12,7 @@ import pyworld
 import soundfile as sf
 
 from tests.conftest import REPO, read_excerpt
-from voiceconv.metrics import (
+from voiceconv.core.metrics import (
     MCD_CONSTANT,
     MetricError,
     analyse,

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from tests.conftest import read_excerpt
-from voiceconv import losses
-from voiceconv.audio import resample
-from voiceconv.features import FeatureConfig, LogMelSpectrogram
+from voiceconv.core.audio import resample
+from voiceconv.core.features import FeatureConfig, LogMelSpectrogram
+from voiceconv.fit import losses
 from voiceconv.models import Generator, PatchDiscriminator, fif_mask
 from voiceconv.models.generator import PAPER, SMALL
 

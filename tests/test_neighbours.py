@@ -10,11 +10,11 @@ import torch
 from torchaudio.functional import resample
 
 from tests.conftest import REPO
-from voiceconv.data import SingerPairData
-from voiceconv.errors import VoiceconvError
-from voiceconv.features import FeatureConfig, LogMelSpectrogram
-from voiceconv.melcep import frame_mcd
-from voiceconv.neighbours import neighbour_means
+from voiceconv.core.errors import VoiceconvError
+from voiceconv.core.features import FeatureConfig, LogMelSpectrogram
+from voiceconv.core.melcep import frame_mcd
+from voiceconv.fit.data import SingerPairData
+from voiceconv.fit.neighbours import neighbour_means
 
 MBROLA = REPO.parent / "shared" / "data" / "mbrola"
 needs_mbrola = pytest.mark.skipif(not (MBROLA / "dev" / "manifest.jsonl").is_file(),

@@ -13,15 +13,15 @@ import yaml
 
 from tests.conftest import REPO
 from voiceconv.cli import run_command
-from voiceconv.errors import VoiceconvError
-from voiceconv.features import FeatureConfig
-from voiceconv.metrics import f0_metrics, f0_track
-from voiceconv.pair import load_plain
-from voiceconv.vocoder import load_vocoder
-from voiceconv.vocoder.f0_response import PROBE_CENTS, probe_f0_response
-from voiceconv.vocoder.hifigan import HiFiGANUniversal
-from voiceconv.vocoder.nsf import NSF_LITE, NSF_SMALL, NSF_V1, NSFHiFiGAN, SineSource
-from voiceconv.vocoder.training import VocoderData
+from voiceconv.core.checkpoint import load_plain
+from voiceconv.core.errors import VoiceconvError
+from voiceconv.core.features import FeatureConfig
+from voiceconv.core.metrics import f0_metrics, f0_track
+from voiceconv.models.vocoders import load_vocoder
+from voiceconv.models.vocoders.f0_response import PROBE_CENTS, probe_f0_response
+from voiceconv.models.vocoders.hifigan import HiFiGANUniversal
+from voiceconv.models.vocoders.nsf import NSF_LITE, NSF_SMALL, NSF_V1, NSFHiFiGAN, SineSource
+from voiceconv.vocoder.data import VocoderData
 
 SMALL = REPO / "recipes" / "common" / "conf" / "nsf_hifigan_small.yaml"
 
@@ -46,8 +46,8 @@ def test_the_sine_source_is_exactly_on_the_given_pitch():
 
 @pytest.fixture(scope="module")
 def mel_f0(prepared):
-    from data_prep.features import load_features
-    from voiceconv.fileio import read_jsonl
+    from data_prep.prepared import load_features
+    from voiceconv.core.fileio import read_jsonl
 
     rows = read_jsonl(prepared.out_dir / "manifest.jsonl")
     feats = [load_features(prepared.out_dir / r["features"]) for r in rows[:3]]
@@ -146,7 +146,7 @@ def test_pitch_shifted_crops_move_f0_and_audio_but_keep_the_mel(prepared):
 def vocoder_config(prepared, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("vocoder")
     config = {
-        "data": {"class_path": "voiceconv.vocoder.training.VocoderData", "init_args": {
+        "data": {"class_path": "voiceconv.vocoder.data.VocoderData", "init_args": {
             "prep_dir": str(prepared.out_dir), "crop_frames": 8, "batch_size": 2,
             "val_segments": 1, "val_max_frames": 32, "pitch_shift_prob": 0.5}},
         "model": {"init_args": {"discriminator": {"periods": [2, 3], "period_channels": 2,
@@ -236,8 +236,8 @@ def test_a_ten_minute_mel_renders_in_chunks_in_bounded_memory(mel_f0, tmp_path):
                 "f0": f0.repeat(1, reps)[..., :frames].clone()}, tmp_path / "long.pt")
     script = f"""
 import resource, torch
-from voiceconv.features import FeatureConfig
-from voiceconv.vocoder.nsf import NSF_SMALL, NSFHiFiGAN
+from voiceconv.core.features import FeatureConfig
+from voiceconv.models.vocoders.nsf import NSF_SMALL, NSFHiFiGAN
 data = torch.load({str(tmp_path / "long.pt")!r}, weights_only=True)
 vocoder = NSFHiFiGAN(NSF_SMALL, FeatureConfig()).eval()
 vocoder.generator.remove_weight_norm()  # as loaded from a checkpoint (and 1.6x faster)

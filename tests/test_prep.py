@@ -14,13 +14,12 @@ import numpy as np
 import soundfile as sf
 
 from data_prep.config import PrepConfig
-from data_prep.features import load_features
 from data_prep.pipeline import run_prep
-from data_prep.stats import load_stats
+from data_prep.prepared import load_features, load_stats
 from tests.conftest import REPO, read_excerpt
-from voiceconv.features import FeatureConfig
-from voiceconv.fileio import TEMP_MARKER, read_jsonl
-from voiceconv.loudness import integrated_loudness
+from voiceconv.core.features import FeatureConfig
+from voiceconv.core.fileio import TEMP_MARKER, read_jsonl
+from voiceconv.core.loudness import integrated_loudness
 
 REQUIRED = {"id", "singer", "source", "start", "end", "duration", "sample_rate", "hash",
             "features", "stage"}

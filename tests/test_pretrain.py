@@ -18,13 +18,13 @@ from data_prep.pipeline import run_prep
 from tests.conftest import REPO, write_corpus
 from tests.test_cyclegan import SMALL, exp_dir, last_values, max_difference, metrics
 from voiceconv.cli import run_command
-from voiceconv.features import FeatureConfig
+from voiceconv.core.features import FeatureConfig
+from voiceconv.fit.transfer import load_base
 from voiceconv.models import GeneratorConfig
 from voiceconv.models.generator import SMALL as SMALL_GENERATOR
-from voiceconv.pool import SingerPoolData
-from voiceconv.pretrain import EncoderPretraining, ReverseGradient, load_pretraining
-from voiceconv.singer_probe import singer_probe_accuracy
-from voiceconv.transfer import load_base
+from voiceconv.pretrain.encoder import EncoderPretraining, ReverseGradient, load_pretraining
+from voiceconv.pretrain.pool import SingerPoolData
+from voiceconv.pretrain.singer_probe import singer_probe_accuracy
 
 PRETRAIN_SMALL = REPO / "recipes" / "common" / "conf" / "pretrain_small.yaml"
 
@@ -50,7 +50,7 @@ def pool_prep(tmp_path_factory) -> Path:
 def pretrain_config(pool_prep, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("pretrain")
     config = {
-        "data": {"class_path": "voiceconv.pool.SingerPoolData", "init_args": {
+        "data": {"class_path": "voiceconv.pretrain.pool.SingerPoolData", "init_args": {
             "prep_dirs": [str(pool_prep)], "crop_frames": 32, "batch_size": 8,
             "val_segments": 1, "val_max_frames": 128}},
         "trainer": {"max_steps": 150, "val_check_interval": 50, "check_val_every_n_epoch": None,

@@ -4,7 +4,7 @@ import lightning as L
 from lightning.pytorch.demos.boring_classes import BoringModel, RandomIterableDataset
 from torch.utils.data import DataLoader
 
-from voiceconv.callbacks import ResumedProgressBar
+from voiceconv.training.callbacks import ResumedProgressBar
 
 
 class BarSpy(L.Callback):

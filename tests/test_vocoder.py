@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from tests.conftest import read_excerpt
-from voiceconv.audio import resample
-from voiceconv.errors import FeatureConfigMismatch, VoiceconvError
-from voiceconv.features import PRESETS, FeatureConfig, LogMelSpectrogram, compute_features
-from voiceconv.metrics import analyse, f0_metrics, f0_track, mel_cepstral_distortion
-from voiceconv.vocoder import NAMES, load_vocoder
+from voiceconv.core.audio import resample
+from voiceconv.core.errors import FeatureConfigMismatch, VoiceconvError
+from voiceconv.core.features import PRESETS, FeatureConfig, LogMelSpectrogram, compute_features
+from voiceconv.core.metrics import analyse, f0_metrics, f0_track, mel_cepstral_distortion
+from voiceconv.models.vocoders import NAMES, load_vocoder
 
 CONFIG = FeatureConfig()
 
@@ -114,7 +114,7 @@ def test_world_renders_chunks_in_threads_with_the_sequential_result(singing):
 def test_render_moves_its_input_to_the_vocoders_weights():
     # A vocoder with weights and no buffers (hifigan-universal) once kept the mel on the CPU
     # while its weights were on the GPU. The meta device stands in for the GPU here.
-    from voiceconv.vocoder.base import Vocoder
+    from voiceconv.models.vocoders.base import Vocoder
 
     class WeightsOnly(Vocoder):
         def __init__(self) -> None:

@@ -1,41 +1,31 @@
-"""The `voiceconv` command. Each subcommand lives in its own module; this file only
-dispatches and turns user-facing errors into one line and a non-zero exit code."""
+"""The `voiceconv` command. Each subcommand is a stage with its own `main(argv, prog)`; this
+file only dispatches (importing a stage only when it runs, so `--help` stays instant)."""
 
 from __future__ import annotations
 
 import importlib
-import os
 import sys
+
+from voiceconv.core.errors import run_as_command
 
 # subcommand -> (module with main(argv, prog), one-line help)
 COMMANDS = {
     "prep": ("data_prep.cli", "prepare a singing corpus: stems -> segments and features"),
-    "eval": ("voiceconv.evaluate", "measure converted singing: metrics.json and report.html"),
-    "fit": ("voiceconv.train", "train a model from a YAML config (resumable: --ckpt_path last)"),
-    "pretrain": ("voiceconv.pretrain", "pretrain the encoder on many singers (a base for fit)"),
-    "convert": ("voiceconv.convert", "convert vocal stems (files or folders) with a fitted model"),
+    "pretrain": ("voiceconv.pretrain.command",
+                 "pretrain the encoder on many singers (a base for fit)"),
+    "fit": ("voiceconv.fit.command",
+            "train a model from a YAML config (resumable: --ckpt_path last)"),
+    "convert": ("voiceconv.convert.command",
+                "convert vocal stems (files or folders) with a fitted model"),
+    "eval": ("voiceconv.eval.command", "measure converted singing: metrics.json and report.html"),
 }
 
 
 def run_command(name: str, argv: list[str], prog: str | None = None) -> int:
-    from voiceconv.errors import VoiceconvError
+    def main(args: list[str], prog: str) -> int | None:
+        return importlib.import_module(COMMANDS[name][0]).main(args, prog=prog)
 
-    prog = prog or f"voiceconv {name}"
-    try:
-        module = importlib.import_module(COMMANDS[name][0])
-        return module.main(argv, prog=prog) or 0
-    except VoiceconvError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
-    except Exception as exc:  # noqa: BLE001 - the CLI promises one line, never a traceback
-        if os.environ.get("VOICECONV_DEBUG"):
-            raise
-        print(f"{prog}: unexpected error: {type(exc).__name__}: {exc} "
-              "(set VOICECONV_DEBUG=1 for a traceback)", file=sys.stderr)
-        return 1
+    return run_as_command(main, argv, prog or f"voiceconv {name}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
-from voiceconv.audio import load_mono, write_audio
-from voiceconv.cyclegan import load_model
-from voiceconv.evaluate import evaluate
-from voiceconv.features import LogMelSpectrogram, compute_features
-from voiceconv.vocoder import NAMES, load_vocoder
+from voiceconv.core.audio import load_mono, write_audio
+from voiceconv.core.features import LogMelSpectrogram, compute_features
+from voiceconv.eval.command import evaluate
+from voiceconv.fit.cyclegan import load_model
+from voiceconv.models.vocoders import NAMES, load_vocoder
 
 ROWS = (("raw", "source vs target (no conversion)"),
         ("vocoded", "source through the vocoder vs target"),

@@ -1,0 +1,1 @@
+"""`voiceconv convert`: vocal stems in, converted stems (and mixes) out."""

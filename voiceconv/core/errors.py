@@ -1,0 +1,39 @@
+"""Errors a user can act on: the CLI prints their message as one line, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+
+class VoiceconvError(Exception):
+    """Something about the user's input or setup is wrong; the message says what."""
+
+
+class AudioDecodeError(VoiceconvError):
+    """A file could not be read as audio."""
+
+
+class FeatureConfigMismatch(VoiceconvError):
+    """Two parts of the pipeline were built with different feature settings."""
+
+
+def run_as_command(main: Callable[[list[str], str], int | None], argv: list[str],
+                   prog: str) -> int:
+    """Run a command's `main(argv, prog)` as the CLI promises: a user error is one line and
+    exit code 2, an interruption says how to resume (130), anything else one line and 1."""
+    try:
+        return main(argv, prog) or 0
+    except VoiceconvError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI promises one line, never a traceback
+        if os.environ.get("VOICECONV_DEBUG"):
+            raise
+        print(f"{prog}: unexpected error: {type(exc).__name__}: {exc} "
+              "(set VOICECONV_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 1

@@ -1,0 +1,1 @@
+"""`voiceconv eval`: metrics.json and report.html for converted singing."""

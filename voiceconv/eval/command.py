@@ -1,0 +1,207 @@
+"""`voiceconv eval`: pair converted files with references by relative path and measure them.
+
+F0 is judged against the score when one is given (a perfect melody), else against the source
+audio when given (the melody a conversion must keep), else against the reference audio.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from voiceconv.core.audio import AUDIO_EXTENSIONS, load_mono
+from voiceconv.core.errors import VoiceconvError
+from voiceconv.core.fileio import atomic_path, read_jsonl, write_text_atomic
+from voiceconv.core.metrics import (
+    FRAME_PERIOD_MS,
+    analyse,
+    duration_ratio,
+    f0_from_score,
+    f0_metrics,
+    f0_track,
+    loudness_lufs,
+    mel_cepstral_distortion,
+    transposition_semitones,
+)
+from voiceconv.core.plotting import format_number
+from voiceconv.core.threads import in_order
+
+SUMMARY_KEYS = ("mcd_db", "f0_rmse_cents", "f0_median_cents", "f0_corr", "vuv_error",
+                "gross_pitch_error", "gross_pitch_error_20pct", "octave_error_rate",
+                "speaker_sim_target", "speaker_sim_source", "speaker_sim_shift",
+                "speaker_sim_target_unconverted", "speaker_sim_gain", "loudness_lufs",
+                "duration_ratio", "f0_key_semitones")
+
+
+@dataclass(frozen=True)
+class Pair:
+    key: str  # relative path without extension
+    converted: Path
+    reference: Path
+    source: Path | None
+
+
+def audio_files(folder: Path) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise VoiceconvError(f"folder not found: {folder}")
+    return {p.relative_to(folder).with_suffix("").as_posix(): p
+            for p in sorted(folder.rglob("*")) if p.is_file()
+            and p.name.lower().endswith(AUDIO_EXTENSIONS)}
+
+
+def pair_files(converted: Path, reference: Path, source: Path | None = None) -> list[Pair]:
+    conv, ref = audio_files(converted), audio_files(reference)
+    src = audio_files(source) if source else {}
+    pairs = [Pair(k, conv[k], ref[k], src.get(k)) for k in conv if k in ref]
+    if not pairs:
+        raise VoiceconvError(f"no file in {converted} has a namesake in {reference} "
+                             "(files are paired by relative path, extension ignored)")
+    return pairs
+
+
+def load_score(path: Path) -> dict[str, list[list[float]]]:
+    """mbrola-style manifest rows {"wav": "voice/melody.flac", "notes": [[ms, ms, Hz], ...]}."""
+    return {Path(row["wav"]).with_suffix("").as_posix(): row["notes"] for row in read_jsonl(path)}
+
+
+def evaluate_pair(pair: Pair, mode: str, score: dict[str, list] | None,
+                  sample_rate: int, transposed: bool = False) -> dict[str, Any]:
+    converted = load_mono(pair.converted, sample_rate)
+    conv_frames = analyse(converted, sample_rate)
+    row: dict[str, Any] = {"file": pair.key}
+    if mode == "nonparallel":
+        # The reference is another song of the target singer: only who sings is comparable
+        # (speaker similarity); the melody is measured against the source.
+        if pair.source is None:
+            raise VoiceconvError("--mode nonparallel needs --source (the melody to keep)")
+        source = load_mono(pair.source, sample_rate)
+        row.update({"mcd_db": math.nan, "mcd_frames": 0, "mcd_silent_excluded": 0})
+        f0_reference, against = f0_track(source, sample_rate), "source"
+        f0_converted, length_reference = conv_frames.f0, source
+    else:
+        reference = load_mono(pair.reference, sample_rate)
+        ref_frames = analyse(reference, sample_rate)
+        mcd = mel_cepstral_distortion(ref_frames, conv_frames, mode)
+        row.update({"mcd_db": mcd.mcd_db, "mcd_frames": mcd.n_frames,
+                    "mcd_silent_excluded": mcd.n_silent_excluded})
+        length_reference = reference
+        if score is not None and pair.key in score:
+            f0_reference, against = f0_from_score(score[pair.key], len(conv_frames.f0)), "score"
+            f0_converted = conv_frames.f0
+        elif pair.source is not None:
+            f0_reference = f0_track(load_mono(pair.source, sample_rate), sample_rate)
+            f0_converted, against = conv_frames.f0, "source"
+        else:
+            # Unaligned pairs compare F0 along the MCD alignment path.
+            f0_reference, against = ref_frames.f0[mcd.path[:, 0]], "reference"
+            f0_converted = conv_frames.f0[mcd.path[:, 1]]
+    if transposed:
+        # A key-shifted conversion keeps the melody if it follows the reference moved by a
+        # whole number of semitones: measure it against that.
+        key = transposition_semitones(f0_reference, f0_converted)
+        f0_reference = f0_reference * 2.0 ** (key / 12)
+        row["f0_key_semitones"] = key
+    f0 = f0_metrics(f0_reference, f0_converted)
+    row.update({"f0_against": against, "f0_rmse_cents": f0.rmse_cents,
+                "f0_median_cents": f0.median_cents, "f0_corr": f0.corr,
+                "vuv_error": f0.vuv_error, "gross_pitch_error": f0.gross_pitch_error,
+                "gross_pitch_error_20pct": f0.gross_pitch_error_20pct,
+                "octave_error_rate": f0.octave_error_rate, "f0_note": f0.reason,
+                "loudness_lufs": loudness_lufs(converted, sample_rate),
+                "duration_ratio": duration_ratio(converted, length_reference)})
+    row["_curves"] = {"f0_reference": f0_reference, "f0_converted": f0_converted}
+    return row
+
+
+def evaluate(converted: Path, reference: Path, out: Path, source: Path | None = None,
+             score_path: Path | None = None, mode: str = "aligned", sample_rate: int = 16000,
+             progress: bool = True, transposed: bool = False) -> dict[str, Any]:
+    from voiceconv.eval.report import write_report
+    from voiceconv.eval.speaker import speaker_similarities
+
+    pairs = pair_files(converted, reference, source)
+    score = load_score(score_path) if score_path else None
+    # Files are measured several at once: pyworld's analysis releases the GIL.
+    rows = list(tqdm(in_order(lambda p: evaluate_pair(p, mode, score, sample_rate, transposed),
+                              pairs, min(len(pairs), os.cpu_count() or 1)),
+                     total=len(pairs), desc="eval", unit="file", disable=not progress))
+    speaker, speaker_note = speaker_similarities(pairs, sample_rate)
+    for row, sims in zip(rows, speaker, strict=True):
+        row.update(sims)
+    summary: dict[str, Any] = {k: _mean([r.get(k, math.nan) for r in rows])
+                               for k in SUMMARY_KEYS}
+    summary.update({"n_files": len(rows), "mode": mode, "frame_period_ms": FRAME_PERIOD_MS,
+                    "mcd_silent_frames_excluded": int(sum(r["mcd_silent_excluded"]
+                                                          for r in rows)),
+                    "f0_against": sorted({r["f0_against"] for r in rows}),
+                    "notes": [n for n in {speaker_note, *(r["f0_note"] for r in rows)} if n]})
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "metrics.json", json.dumps(_jsonable(summary), indent=2) + "\n")
+    _write_csv(out / "metrics.csv", rows)
+    write_report(out / "report.html", pairs, rows, summary, sample_rate)
+    return summary
+
+
+def _mean(values: list[float]) -> float:
+    finite = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def _jsonable(value: Any) -> Any:
+    """NaN becomes null: JSON has no NaN, and a missing number must not read as zero."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else value
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    fields = [k for k in rows[0] if not k.startswith("_")]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def main(argv: list[str] | None = None, prog: str = "voiceconv eval") -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=prog, description="Measure converted singing against "
+                                     "references; writes metrics.json, metrics.csv, report.html.")
+    parser.add_argument("--converted", type=Path, required=True)
+    parser.add_argument("--reference", type=Path, required=True)
+    parser.add_argument("--source", type=Path, help="the unconverted inputs (F0 and speaker)")
+    parser.add_argument("--score", type=Path, help="manifest.jsonl with notes per file")
+    parser.add_argument("--mode", choices=("aligned", "dtw", "nonparallel"), default="aligned",
+                        help="aligned: sample-aligned parallel data; dtw: unaligned pairs of "
+                        "the same song; nonparallel: the reference is another song of the "
+                        "target singer (no MCD; F0 against --source; speaker similarity)")
+    parser.add_argument("--sample-rate", type=int, default=16000,
+                        help="analysis rate (default 16000: all files are compared at it)")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--transposed", action="store_true",
+                        help="the conversion was key-shifted (convert --key): measure F0 after "
+                        "removing the whole-semitone shift that best explains it, reported as "
+                        "f0_key_semitones")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    summary = evaluate(args.converted, args.reference, args.out, args.source, args.score,
+                       args.mode, args.sample_rate, not args.quiet, args.transposed)
+    shown = ("mcd_db", "f0_rmse_cents", "f0_median_cents", "gross_pitch_error",
+             "speaker_sim_target", "speaker_sim_target_unconverted", "speaker_sim_source")
+    print("  ".join(f"{k}={format_number(summary[k], 'n/a')}" for k in shown))
+    for note in summary["notes"]:
+        print(note)
+    print(f"{summary['n_files']} files; report: {args.out / 'report.html'}")
+    return 0

@@ -1,0 +1,38 @@
+"""Nearest-neighbour pseudo-targets: a frame-level training signal from non-parallel data.
+
+The adversarial loss tells the generator only what the target singer sounds like on average
+(see "Does it learn?" in the README); nothing says which target frame a given source frame
+should become. Nearest neighbours do, in the spirit of INCA (Erro, Moreno & Bonafonte, 2010:
+non-parallel alignment by nearest neighbours) and kNN-VC (Baas et al., 2023): after per-singer
+normalisation, the target frames closest to a source frame are mostly the same sound sung at
+a similar place in the range, and their mean is a usable stand-in for the unknown parallel
+frame. On the mbrola dev set this lookup alone takes us2 -> us3 mel-cepstral MCD from 3.86 dB
+(identity) to 3.05 dB (k = 16); a generator trained toward it keeps the cycle and adversarial
+losses that a plain lookup lacks.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def neighbour_means(queries: torch.Tensor, bank: torch.Tensor, k: int, chunk: int = 2048,
+                    values: torch.Tensor | None = None) -> torch.Tensor:
+    """For every query frame, the mean of its `k` nearest bank frames (Euclidean).
+
+    queries: (D, N), bank: (D, M), both in their own singer's normalised units (mels) or
+    both content features (`voiceconv.models.content`); values: (n_mels, M), what is averaged, one
+    column per bank frame (default: the bank itself); returns (n_mels, N). Cost
+    O(N * M * D): about 3 s for 17,000 mel frames against 17,000 (3.3 minutes each) on two
+    CPU cores; hours of audio call for a sub-sampled bank.
+    """
+    if not 0 < k <= bank.shape[1]:
+        raise ValueError(f"k must be in 1..{bank.shape[1]} (bank frames), got {k}")
+    bank_t = bank.T.contiguous()
+    values_t = bank_t if values is None else values.T.contiguous()
+    out = torch.empty(values_t.shape[1], queries.shape[1], dtype=values_t.dtype)
+    for start in range(0, queries.shape[1], chunk):
+        block = queries[:, start: start + chunk].T
+        nearest = torch.cdist(block, bank_t).topk(k, largest=False).indices  # (chunk, k)
+        out[:, start: start + chunk] = values_t[nearest].mean(1).T
+    return out

@@ -1,0 +1,92 @@
+"""The inference half of a fitted CycleGAN: both generators, the feature config and the
+per-singer statistics, loaded from a training checkpoint without Lightning or discriminators.
+
+`PairConversion` holds the conversion arithmetic once, for both this light `SingerPair` and the
+training module `CycleGANVC`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from voiceconv.core.checkpoint import read_checkpoint
+from voiceconv.core.errors import VoiceconvError
+from voiceconv.core.features import FeatureConfig
+from voiceconv.models import Generator, GeneratorConfig
+
+
+class PairConversion:
+    """Mixin for a module with generators `g_ab`, `g_ba` and `feature_config`/`singer_stats`.
+
+    Singer "a" and "b" mels are normalised with their own statistics before the generator and
+    denormalised with the target's after it.
+    """
+
+    # Normalised levels above this are clipped at conversion, before and after the generator.
+    # A bin the source singer rarely fills (A singing lower than anywhere in her training
+    # songs: z = 5 in the mel bins of her fundamental) would otherwise be scaled by the target's
+    # larger spread into a burst ~40 dB above the rest of the song (seen in the demo).
+    # Quieter-than-usual bins are harmless and left alone.
+    MAX_Z = 3.0
+
+    g_ab: nn.Module
+    g_ba: nn.Module
+    singer_stats: dict[str, Any] | None
+
+    def stats_tensor(self, singer: str, key: str) -> torch.Tensor:
+        if self.singer_stats is None:
+            raise VoiceconvError("this model has no singer statistics (it was never fitted)")
+        device = next(self.g_ab.parameters()).device
+        return torch.tensor(self.singer_stats[singer][key], dtype=torch.float32,
+                            device=device)[:, None]
+
+    def normalise(self, log_mel: torch.Tensor, singer: str) -> torch.Tensor:
+        return (log_mel - self.stats_tensor(singer, "mel_mean")) / self.stats_tensor(
+            singer, "mel_std")
+
+    def denormalise(self, mel: torch.Tensor, singer: str) -> torch.Tensor:
+        return mel * self.stats_tensor(singer, "mel_std") + self.stats_tensor(singer, "mel_mean")
+
+    @torch.no_grad()
+    def convert(self, log_mel: torch.Tensor, direction: str = "a2b") -> torch.Tensor:
+        """log_mel: (B, n_mels, T) of the source singer -> (B, n_mels, T) as the target singer.
+
+        Any T: the input is padded by reflection to a multiple of 4 frames and trimmed back.
+        """
+        source, target, generator = {"a2b": ("a", "b", self.g_ab),
+                                     "b2a": ("b", "a", self.g_ba)}[direction]
+        frames = log_mel.shape[-1]
+        pad = -frames % 4
+        x = self.normalise(log_mel.to(next(generator.parameters()).device), source)
+        x = x.clamp(max=self.MAX_Z)
+        if pad:
+            x = nn.functional.pad(x, (0, pad), mode="reflect" if frames > pad else "replicate")
+        converted = self.denormalise(generator(x).clamp(max=self.MAX_Z), target)[..., :frames]
+        # Each frame keeps the source frame's energy (log-sum over the mel bins): the singer's
+        # dynamics stay the source's, and the conversion changes the spectral shape only.
+        energy = torch.logsumexp(log_mel.to(converted.device), dim=1, keepdim=True)
+        return converted + energy - torch.logsumexp(converted, dim=1, keepdim=True)
+
+
+class SingerPair(PairConversion, nn.Module):
+    def __init__(self, generator: GeneratorConfig, feature_config: dict[str, Any],
+                 singer_stats: dict[str, Any]) -> None:
+        super().__init__()
+        self.g_ab, self.g_ba = Generator(generator), Generator(generator)
+        self.feature_config = FeatureConfig.from_dict(feature_config)
+        self.singer_stats = singer_stats
+
+    @classmethod
+    def from_checkpoint(cls, path: str, map_location: str | torch.device = "cpu") -> SingerPair:
+        checkpoint = read_checkpoint(path, "cyclegan", map_location)
+        hp = checkpoint["hyper_parameters"]
+        if hp.get("feature_config") is None or hp.get("singer_stats") is None:
+            raise VoiceconvError(f"{path} was never fitted (no feature config or singer stats)")
+        pair = cls(GeneratorConfig(**hp["generator"]), hp["feature_config"], hp["singer_stats"])
+        generators = {k: v for k, v in checkpoint["state_dict"].items()
+                      if k.startswith(("g_ab.", "g_ba."))}
+        pair.load_state_dict(generators)
+        return pair.eval()

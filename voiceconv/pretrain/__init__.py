@@ -1,0 +1,1 @@
+"""`voiceconv pretrain`: a base encoder trained on many singers, for `fit` to start from."""

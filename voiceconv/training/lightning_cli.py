@@ -1,0 +1,120 @@
+"""The LightningCLI behind `voiceconv fit` and `voiceconv pretrain`: any voiceconv
+LightningModule and data module from YAML, with the run folder, loggers, checkpoints,
+pre-emption handling and progress every training job shares."""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+from voiceconv.training.callbacks import (
+    AtomicCheckpointIO,
+    LastCheckpoint,
+    Previews,
+    ResumableCSVLogger,
+    ResumedProgressBar,
+)
+
+
+class VoiceconvCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument("--experiment", type=str, default="default",
+                            help="experiment name: outputs go to <experiments_root>/<experiment>")
+        parser.add_argument("--experiments_root", type=str, default="checkpoints")
+        parser.add_argument("--wandb", type=bool, default=True,
+                            help="also log to wandb, offline (no account or network needed)")
+        parser.add_argument("--checkpoint_every_n_steps", type=int, default=500)
+        parser.add_argument("--monitor", type=str, default="val/mcd_mean_envelope",
+                            help="validation metric (lower is better) that ranks checkpoints")
+        parser.add_argument("--save_top_k", type=int, default=3)
+        parser.add_argument("--preview_every_n_steps", type=int, default=500,
+                            help="mel images and audio of conversions every N steps (0: never)")
+        parser.add_argument("--preview_vocoder", type=str, default="griffin-lim",
+                            help="renders the previews: griffin-lim, hifigan-universal or a "
+                            "vocoder checkpoint that takes its pitch from the mel")
+
+    def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
+        cfg = self.config[self.subcommand]
+        exp_dir = Path(cfg.experiments_root) / cfg.experiment
+        ckpt_dir = exp_dir / "checkpoints"
+        trainer_cfg = cfg.trainer
+        instantiated = self._get(self.config_init, "trainer", default={})
+        if trainer_cfg.logger in (None, True):
+            loggers = [ResumableCSVLogger(save_dir=exp_dir, name="", version="")]
+            if cfg.wandb:
+                loggers.append(_offline_wandb(exp_dir, cfg.experiment))
+            kwargs["logger"] = loggers
+        kwargs["default_root_dir"] = str(exp_dir)
+        if trainer_cfg.strategy == "ddp":
+            # Each backward pass of a GAN step reaches only one side's parameters (D, then G),
+            # which plain DDP takes for an error; it must be told to expect unused ones.
+            kwargs["strategy"] = "ddp_find_unused_parameters_true"
+        plugins = [AtomicCheckpointIO()]
+        if SLURMEnvironment.detect():
+            # Our LastCheckpoint saves step-exactly and requeues; Lightning's own handler
+            # would save from inside the signal handler, possibly between the D and G updates.
+            plugins.append(SLURMEnvironment(auto_requeue=False))
+        kwargs["plugins"] = plugins + _as_list(instantiated.get("plugins"))
+        kwargs["callbacks"] = [
+            *_as_list(instantiated.get("callbacks")),
+            # One last.ckpt, overwritten in place (atomically), never last-v1.ckpt.
+            ModelCheckpoint(dirpath=ckpt_dir, filename="step{step:07d}", save_last=True,
+                            save_top_k=0, every_n_train_steps=cfg.checkpoint_every_n_steps,
+                            auto_insert_metric_name=False, enable_version_counter=False),
+            ModelCheckpoint(dirpath=ckpt_dir, monitor=cfg.monitor, mode="min",
+                            save_top_k=cfg.save_top_k, auto_insert_metric_name=False,
+                            filename="best-step{step:07d}-" + _safe(cfg.monitor) + "{"
+                            + cfg.monitor + ":.3f}"),
+            LastCheckpoint(str(ckpt_dir / "last.ckpt")),
+            *([Previews(str(exp_dir / "previews"), cfg.preview_every_n_steps,
+                        cfg.preview_vocoder)]
+              if cfg.preview_every_n_steps > 0 else []),
+        ]
+        if trainer_cfg.enable_progress_bar is not False and not any(
+                isinstance(c, ProgressBar) for c in kwargs["callbacks"]):
+            kwargs["callbacks"].append(ResumedProgressBar())
+        return super().instantiate_trainer(**kwargs)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return [] if value is None else list(value) if isinstance(value, list) else [value]
+
+
+def _safe(metric: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", metric.split("/")[-1])
+
+
+def _offline_wandb(exp_dir: Path, experiment: str):
+    from lightning.pytorch.loggers import WandbLogger
+
+    os.environ.setdefault("WANDB_MODE", "offline")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    # A stable id: a resumed run appends to the same wandb run instead of starting another.
+    return WandbLogger(save_dir=str(exp_dir), project="voiceconv", name=experiment,
+                       id=_safe(str(exp_dir.resolve()))[-64:], offline=True,
+                       resume="allow", settings={"console": "off", "silent": True})
+
+
+def run(argv: list[str], prog: str) -> int:
+    """Train as `argv` says (LightningCLI options after the subcommand)."""
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=r".*The number of training batches.*")
+    warnings.filterwarnings("ignore", message=r".*args parameter is intended to run from within.*")
+    warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec.*")
+    # Checkpoints hold the state after the step's updates, consistent with the loop counters.
+    warnings.filterwarnings("ignore", message=r".*ModelCheckpoint with manual optimization.*")
+    VoiceconvCLI(L.LightningModule, L.LightningDataModule, subclass_mode_model=True,
+                 subclass_mode_data=True, args=["fit", *argv],
+                 save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False,
+                 seed_everything_default=0,
+                 parser_kwargs={"prog": prog.removesuffix(" fit")})
+    return 0
