@@ -179,13 +179,27 @@ def test_print_config_output_runs_again(fit_config, tmp_path):
                "--preview_every_n_steps", "0") == 0
 
 
-def test_features_made_with_other_settings_are_refused(fit_config, capsys):
-    other = FeatureConfig(sample_rate=24000, hop_length=240).to_dict()
-    code = fit("--config", SMALL, "--config", fit_config, "--experiment", "mismatch",
-               "--model.init_args.feature_config", json.dumps(other))
+def test_the_model_takes_its_features_from_the_data_and_refuses_a_misfit(fit_config, prepared,
+                                                                          capsys):
+    """The feature config, singer statistics and neighbour_k are set once, in the data config,
+    and handed to the model as both are built; a model that cannot take them is one line."""
+    assert fit("--config", SMALL, "--config", fit_config, "--experiment", "linked",
+               "--trainer.max_steps", "1", "--preview_every_n_steps", "0") == 0
+    hp = torch.load(exp_dir(fit_config, "linked") / "checkpoints" / "last.ckpt",
+                    weights_only=True)["hyper_parameters"]
+    assert hp["feature_config"] == json.loads(
+        (prepared.out_dir / "feature_config.json").read_text())
+    assert hp["singer_stats"]["b"]["name"] == "pjs" and hp["neighbour_k"] == 4
+    capsys.readouterr()
+    code = fit("--config", SMALL, "--config", fit_config, "--experiment", "misfit",
+               "--model.init_args.generator.n_mels", "40")
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "Traceback" not in err[0]
-    assert "sample_rate: model 24000 vs data 22050" in err[0] and "hop_length" in err[0]
+    assert "n_mels: model 40 vs data 80" in err[0]
+    code = fit("--config", SMALL, "--config", fit_config, "--experiment", "no-neighbours",
+               "--data.init_args.neighbour_k", "0")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "set data.neighbour_k" in err[0]
 
 
 def test_resuming_against_other_features_is_refused(fit_config, capsys):

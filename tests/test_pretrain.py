@@ -90,7 +90,7 @@ def test_pretraining_learns_to_fill_in_masked_frames(base, pool_prep):
         before, after = ([m.held_out_losses(item) for item in data.val_set]
                          for m in (untrained, trained))
     # Whole segments. (The hidden frames alone improve too slowly for a test: on the 41-minute
-    # pool, 750 steps took their L1 from 0.66 to 0.60; see the README.)
+    # pool, 750 steps took their L1 from 0.66 to 0.60; see the transfer-learning journal.)
     b, a = (float(np.mean([float(p["l1"]) for p in parts])) for parts in (before, after))
     assert a < 0.95 * b, (b, a)
     assert (out / "previews" / "step_0000050" / "mels.png").stat().st_size > 1000

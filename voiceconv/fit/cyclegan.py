@@ -22,8 +22,9 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
-from voiceconv.core.checkpoint import read_checkpoint
+from voiceconv.core.checkpoint import build_from_checkpoint
 from voiceconv.core.errors import FeatureConfigMismatch, VoiceconvError
+from voiceconv.core.features import FeatureConfig
 from voiceconv.core.melcep import MCD_CONSTANT, frame_mcd, mel_cepstrum
 from voiceconv.fit import losses
 from voiceconv.fit.transfer import TransferConfig, load_base
@@ -31,7 +32,7 @@ from voiceconv.models import Generator, GeneratorConfig, PatchDiscriminator, fif
 from voiceconv.models.generator import PAPER
 from voiceconv.models.pair import PairConversion
 from voiceconv.training.callbacks import StepClock
-from voiceconv.training.resume import ExactResume
+from voiceconv.training.resume import ExactResume, plain_hparams
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,10 @@ class CycleGANVC(PairConversion, ExactResume, L.LightningModule):
             the generator configs match) initialise both generators when training starts.
         transfer: the fine-tuning schedule (encoders frozen for K steps, then a fraction of
             the learning rate); only with `init_from`.
-        feature_config, singer_stats: filled in from the data at fit time and kept in the
-            checkpoint, so conversion needs nothing but the checkpoint.
+        feature_config, singer_stats, neighbour_k: the data's, linked from the data module
+            by `voiceconv fit` (set once, in the data config) and kept in the checkpoint, so
+            conversion needs nothing but the checkpoint. `neighbour_k` None: unknown (a model
+            built without data), so `loss.neighbour` is not checked against it.
     """
 
     def __init__(self, generator: GeneratorConfig = PAPER,
@@ -99,17 +102,22 @@ class CycleGANVC(PairConversion, ExactResume, L.LightningModule):
                  optimizer: OptimizerConfig = OptimizerConfig(),
                  max_masked_frames: int = 25, seed: int = 0, init_from: str | None = None,
                  transfer: TransferConfig = TransferConfig(),  # noqa: B008 - frozen
-                 feature_config: dict[str, Any] | None = None,
-                 singer_stats: dict[str, Any] | None = None) -> None:
+                 feature_config: FeatureConfig | None = None,
+                 singer_stats: dict[str, Any] | None = None,
+                 neighbour_k: int | None = None) -> None:
         super().__init__()
+        if feature_config is not None and feature_config.n_mels != generator.n_mels:
+            raise FeatureConfigMismatch(f"feature config mismatch (n_mels: model "
+                                        f"{generator.n_mels} vs data {feature_config.n_mels})")
+        if loss.neighbour > 0 and neighbour_k == 0:
+            raise VoiceconvError("model loss.neighbour > 0 needs nearest-neighbour targets: "
+                                 "set data.neighbour_k (e.g. 16)")
         self.save_hyperparameters()
-        # Checkpoints hold plain data only, so they load with torch.load(weights_only=True).
-        for key, value in self.hparams.items():
-            if dataclasses.is_dataclass(value):
-                self.hparams[key] = dataclasses.asdict(value)
+        plain_hparams(self.hparams)
         self.automatic_optimization = False
         self.generator_config, self.loss_weights = generator, loss
         self.optimizer_config, self.transfer = optimizer, transfer
+        self.feature_config, self.singer_stats = feature_config, singer_stats
         torch.manual_seed(seed)
         self.g_ab, self.g_ba = Generator(generator), Generator(generator)
         self.d_a, self.d_b = (PatchDiscriminator(**dataclasses.asdict(discriminator))
@@ -119,27 +127,7 @@ class CycleGANVC(PairConversion, ExactResume, L.LightningModule):
         self.mask_rng = torch.Generator().manual_seed(seed + 1)
         self.step_clock = StepClock()
 
-    # -- setup and checkpoints ----------------------------------------------------------------
-
-    @property
-    def singer_stats(self) -> dict[str, Any] | None:
-        return self.hparams.singer_stats
-
-    def setup(self, stage: str) -> None:
-        """Take the feature config and singer stats from the data, or check they agree."""
-        data_config = self.data_feature_config()
-        if data_config is None:
-            return
-        if data_config.n_mels != self.generator_config.n_mels:
-            raise FeatureConfigMismatch(f"feature config mismatch (n_mels: model "
-                                        f"{self.generator_config.n_mels} vs data "
-                                        f"{data_config.n_mels})")
-        self.hparams.feature_config = data_config.to_dict()
-        self.hparams.singer_stats = self.trainer.datamodule.singer_stats
-        if self.loss_weights.neighbour > 0 and not self.trainer.datamodule.hparams.get(
-                "neighbour_k"):
-            raise VoiceconvError("model loss.neighbour > 0 needs nearest-neighbour targets: "
-                                 "set data.neighbour_k (e.g. 16)")
+    # -- checkpoints ----------------------------------------------------------------------------
 
     def own_rngs(self) -> dict[str, torch.Generator]:
         return {"mask": self.mask_rng}
@@ -338,14 +326,4 @@ def _grad_norm(optimizer: torch.optim.Optimizer) -> torch.Tensor:
 def load_model(path: str, map_location: str | torch.device = "cpu") -> CycleGANVC:
     """A fitted CycleGANVC (all four discriminators too) from a checkpoint, without unpickling
     code. For conversion alone, `voiceconv.models.pair.SingerPair.from_checkpoint` is lighter."""
-    checkpoint = read_checkpoint(path, "cyclegan", map_location)
-    hp = checkpoint["hyper_parameters"]
-    model = CycleGANVC(
-        generator=GeneratorConfig(**hp["generator"]),
-        discriminator=DiscriminatorConfig(**hp["discriminator"]),
-        loss=LossWeights(**hp["loss"]), optimizer=OptimizerConfig(**hp["optimizer"]),
-        max_masked_frames=hp["max_masked_frames"], seed=hp["seed"],
-        init_from=hp.get("init_from"), transfer=TransferConfig(**hp.get("transfer", {})),
-        feature_config=hp["feature_config"], singer_stats=hp["singer_stats"])
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.eval()
+    return build_from_checkpoint(CycleGANVC, path, "cyclegan", map_location)

@@ -160,8 +160,8 @@ class SingerPairData(CropData):
                  val_max_frames: int = 1024, neighbour_k: int = 0,
                  content_encoder: ContentEncoderConfig | None = None, seed: int = 0) -> None:
         super().__init__()
-        # Nothing is read or checked here: errors raised while LightningCLI instantiates
-        # classes reach the user wrapped in a page of parser output; in setup they are one line.
+        # Nothing is read here: the prep output is read when first asked for (by the links
+        # that hand the model its feature config and statistics, or by setup).
         self.save_hyperparameters()
         if content_encoder is not None:  # plain data in checkpoints (weights_only loading)
             self.hparams.content_encoder = dataclasses.asdict(content_encoder)
@@ -170,6 +170,10 @@ class SingerPairData(CropData):
     @functools.cached_property
     def feature_config(self) -> FeatureConfig:
         return prepared.feature_config(self.prep_dir)
+
+    @property
+    def neighbour_k(self) -> int:
+        return self.hparams.neighbour_k
 
     @property
     def singer_stats(self) -> dict[str, dict[str, Any]]:

@@ -1,14 +1,13 @@
 """Nearest-neighbour pseudo-targets: a frame-level training signal from non-parallel data.
 
-The adversarial loss tells the generator only what the target singer sounds like on average
-(see "Does it learn?" in the README); nothing says which target frame a given source frame
+The adversarial loss tells the generator only what the target singer sounds like on average;
+nothing says which target frame a given source frame
 should become. Nearest neighbours do, in the spirit of INCA (Erro, Moreno & Bonafonte, 2010:
 non-parallel alignment by nearest neighbours) and kNN-VC (Baas et al., 2023): after per-singer
 normalisation, the target frames closest to a source frame are mostly the same sound sung at
 a similar place in the range, and their mean is a usable stand-in for the unknown parallel
-frame. On the mbrola dev set this lookup alone takes us2 -> us3 mel-cepstral MCD from 3.86 dB
-(identity) to 3.05 dB (k = 16); a generator trained toward it keeps the cycle and adversarial
-losses that a plain lookup lacks.
+frame. A generator trained toward it keeps the cycle and adversarial losses that a plain
+lookup lacks (measurements: docs/journal/2026-11-24-nearest-neighbour-targets.md).
 """
 
 from __future__ import annotations

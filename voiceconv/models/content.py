@@ -1,14 +1,14 @@
 """Self-supervised content features from a local weights file, for nearest-neighbour matching.
 
-kNN-VC (Baas et al., 2023) matches source and target frames on a self-supervised speech
-model's features (WavLM-Large, layer 6), which keep what is sung and drop much of who sings
-it; normalised mels and our masked-reconstruction encoder keep the singer (see "Transfer
-learning" in the README). With `data.content_encoder`, `voiceconv fit` finds each frame's
-nearest target frames in such a model's feature space instead of in the mels; the targets are
-still the mean *mels* of those frames, so the generator stays mel -> mel. The model is frozen
-and never trained, and nothing is downloaded: the weights are a file the user has, a
-state dict of the torchaudio architecture named (what torchaudio's own bundles, e.g.
-`torchaudio.pipelines.WAVLM_LARGE`, load), read with `weights_only=True`.
+kNN-VC (Baas et al., 2023) matches source and target frames on a self-supervised speech model's
+features (WavLM-Large, layer 6), which keep what is sung and drop much of who sings it;
+normalised mels and a masked-reconstruction encoder keep the singer. With
+`data.content_encoder`, `voiceconv fit` finds each frame's nearest target frames in such a
+model's feature space instead of in the mels; the targets are still the mean *mels* of those
+frames, so the generator stays mel -> mel. The model is frozen and never trained, and nothing
+is downloaded: the weights are a file the user has, a state dict of the torchaudio architecture
+named (what torchaudio's own bundles, e.g. `torchaudio.pipelines.WAVLM_LARGE`, load), read with
+`weights_only=True`.
 """
 
 from __future__ import annotations

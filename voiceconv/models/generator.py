@@ -28,7 +28,7 @@ class GeneratorConfig:
     # Add the (visible) input to the output, with the output layer zero-initialised: the
     # generator starts as the identity, which in per-singer normalised features already is
     # a mean/variance timbre transfer, and learns only the difference. Not in the papers;
-    # it makes short CPU trainings useful (see the README's training table).
+    # it is what makes short CPU trainings useful.
     global_residual: bool = False
 
     def __post_init__(self) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from voiceconv.core.checkpoint import read_checkpoint
+from voiceconv.core.checkpoint import build_from_checkpoint
 from voiceconv.core.errors import VoiceconvError
 from voiceconv.core.features import FeatureConfig
 from voiceconv.models import Generator, GeneratorConfig
@@ -72,21 +72,15 @@ class PairConversion:
 
 
 class SingerPair(PairConversion, nn.Module):
-    def __init__(self, generator: GeneratorConfig, feature_config: dict[str, Any],
+    def __init__(self, generator: GeneratorConfig, feature_config: FeatureConfig,
                  singer_stats: dict[str, Any]) -> None:
         super().__init__()
         self.g_ab, self.g_ba = Generator(generator), Generator(generator)
-        self.feature_config = FeatureConfig.from_dict(feature_config)
+        self.feature_config = feature_config
         self.singer_stats = singer_stats
 
     @classmethod
     def from_checkpoint(cls, path: str, map_location: str | torch.device = "cpu") -> SingerPair:
-        checkpoint = read_checkpoint(path, "cyclegan", map_location)
-        hp = checkpoint["hyper_parameters"]
-        if hp.get("feature_config") is None or hp.get("singer_stats") is None:
-            raise VoiceconvError(f"{path} was never fitted (no feature config or singer stats)")
-        pair = cls(GeneratorConfig(**hp["generator"]), hp["feature_config"], hp["singer_stats"])
-        generators = {k: v for k, v in checkpoint["state_dict"].items()
-                      if k.startswith(("g_ab.", "g_ba."))}
-        pair.load_state_dict(generators)
-        return pair.eval()
+        """Both generators of a fitted CycleGAN checkpoint, without Lightning or the
+        discriminators."""
+        return build_from_checkpoint(cls, path, "cyclegan", map_location)

@@ -1,8 +1,9 @@
-"""`voiceconv pretrain`: train the generator's encoder on a pool of many singers by masked
-spectrogram reconstruction, the filling-in-frames task of MaskCycleGAN-VC made harder: hide
-several random spans of frames of a normalised mel crop and reconstruct the whole crop. To fill
-a gap the encoder has to model how sung phones and notes continue, for any singer; that is what
-a pair's CycleGAN then starts from (`voiceconv fit --model.init_args.init_from BASE.ckpt`).
+"""Encoder pretraining (`voiceconv pretrain`): train the generator's encoder on a pool of many
+singers by masked spectrogram reconstruction, the filling-in-frames task of MaskCycleGAN-VC
+made harder: hide several random spans of frames of a normalised mel crop and reconstruct the
+whole crop. To fill a gap the encoder has to model how sung phones and notes continue, for any
+singer; that is what a pair's CycleGAN then starts from (`voiceconv fit
+--model.init_args.init_from BASE.ckpt`).
 
 The network is the CycleGAN generator itself (same `GeneratorConfig`): its decoder is the
 "light decoder" of the task, and the base checkpoint's encoder, and decoder where the shapes
@@ -12,8 +13,7 @@ SLURM and DDP as `voiceconv fit`, whose machinery this command is:
     voiceconv pretrain --config recipes/common/conf/pretrain_small.yaml \
         --config recipes/pretrain/conf/pretrain.yaml [--ckpt_path last] [--trainer.max_steps N]
 
-Filling gaps alone keeps the singer in the encoding (a pair's nearest-neighbour targets matched
-on it are worse than on plain mels; see the README). With `singer_adversarial` > 0 the task
+Filling gaps alone keeps the singer in the encoding. With `singer_adversarial` > 0 the task
 is made content-oriented, as in AutoVC-style and domain-adversarial training: a classifier
 learns to tell the singer from each frame of the encoding while the encoder, through a
 gradient reversal, learns to defeat it, and the decoder is told the singer (a learnt
@@ -23,19 +23,19 @@ classifier and the embedding are pretraining-only parts; only the encoder goes t
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import lightning as L
 import torch
 from torch import nn
 
-from voiceconv.core.checkpoint import read_checkpoint
+from voiceconv.core.checkpoint import build_from_checkpoint
 from voiceconv.core.errors import VoiceconvError
+from voiceconv.core.features import FeatureConfig
 from voiceconv.models import Generator, GeneratorConfig, fif_mask
 from voiceconv.models.generator import SMALL
 from voiceconv.training.callbacks import StepClock
-from voiceconv.training.resume import ExactResume
+from voiceconv.training.resume import ExactResume, plain_hparams
 
 
 class EncoderPretraining(ExactResume, L.LightningModule):
@@ -51,46 +51,37 @@ class EncoderPretraining(ExactResume, L.LightningModule):
         singer_adversarial: weight of the reversed singer-classification loss on the encoding
             (0: plain masked reconstruction); needs pool data (`SingerPoolData`).
         seed: seeds the weights and the masking RNG (data has its own seed).
-        feature_config, n_singers: filled in from the data at fit time; a pair must match the
-            features.
+        feature_config, n_singers: the data's, linked from the data module by
+            `voiceconv fit` and kept in the checkpoint; a pair must match the features.
     """
 
     def __init__(self, generator: GeneratorConfig = SMALL, max_masked_frames: int = 16,
                  mask_spans: int = 3, masked_weight: float = 1.0, lr: float = 5e-4,
                  beta1: float = 0.9, beta2: float = 0.999, singer_adversarial: float = 0.0,
-                 seed: int = 0, feature_config: dict[str, Any] | None = None,
+                 seed: int = 0, feature_config: FeatureConfig | None = None,
                  n_singers: int | None = None) -> None:
         super().__init__()
+        if singer_adversarial > 0 and not n_singers:
+            raise VoiceconvError("model singer_adversarial > 0 needs singer-labelled pool "
+                                 "data (voiceconv.pretrain.pool.SingerPoolData)")
         self.save_hyperparameters()
-        # Checkpoints hold plain data only, so they load with torch.load(weights_only=True).
-        self.hparams.generator = dataclasses.asdict(generator)
+        plain_hparams(self.hparams)
+        self.feature_config = feature_config
         torch.manual_seed(seed)
         self.generator = Generator(generator)
         self.singer_parts: SingerParts | None = None
-        if singer_adversarial > 0 and n_singers:
+        if singer_adversarial > 0:
             self.singer_parts = SingerParts(generator.residual_channels, n_singers,
                                             singer_adversarial)
         self.mask_rng = torch.Generator().manual_seed(seed + 1)
         self.step_clock = StepClock()
 
-    def setup(self, stage: str) -> None:
-        data_config = self.data_feature_config()
-        if data_config is not None:
-            self.hparams.feature_config = data_config.to_dict()
-        if self.hparams.singer_adversarial > 0:
-            # Built here, before the optimizer and any checkpoint restore: the singer count
-            # comes from the data.
-            singers = getattr(getattr(self.trainer, "datamodule", None), "singers", None)
-            if not singers:
-                raise VoiceconvError("model singer_adversarial > 0 needs singer-labelled pool "
-                                     "data (voiceconv.pretrain.pool.SingerPoolData)")
-            if self.singer_parts is None:
-                self.hparams.n_singers = len(singers)
-                self.singer_parts = SingerParts(self.hparams.generator["residual_channels"],
-                                                len(singers), self.hparams.singer_adversarial)
-            elif self.hparams.n_singers != len(singers):
-                raise VoiceconvError(f"the model was built for {self.hparams.n_singers} "
-                                     f"singers, the data has {len(singers)}")
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("hyper_parameters", {}).get("n_singers")
+        if self.singer_parts is not None and saved != self.hparams.n_singers:
+            raise VoiceconvError(f"the model was built for {saved} singers, the data has "
+                                 f"{self.hparams.n_singers}")
+        super().on_load_checkpoint(checkpoint)
 
     def own_rngs(self) -> dict[str, torch.Generator]:
         return {"mask": self.mask_rng}
@@ -205,9 +196,4 @@ class ReverseGradient(torch.autograd.Function):
 
 def load_pretraining(path: str, map_location: str | torch.device = "cpu") -> EncoderPretraining:
     """A pretraining run's model from its checkpoint, without unpickling code."""
-    checkpoint = read_checkpoint(path, "pretrain", map_location)
-    hp = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
-    hp["generator"] = GeneratorConfig(**hp["generator"])
-    model = EncoderPretraining(**hp)
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.eval()
+    return build_from_checkpoint(EncoderPretraining, path, "pretrain", map_location)

@@ -102,7 +102,6 @@ class SingerPoolData(CropData):
                  seed: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.singers: list[SingerData] = []  # the training singers, after setup
 
     @functools.cached_property
     def feature_config(self) -> FeatureConfig:
@@ -114,9 +113,18 @@ class SingerPoolData(CropData):
             config.require_same(prepared.feature_config(other), str(dirs[0]), str(other))
         return config
 
-    def setup(self, stage: str) -> None:
-        if self.train_set is not None:
-            return
+    @property
+    def singers(self) -> list[SingerData]:
+        """The training singers: what the batches' singer labels index."""
+        return self.split[0]
+
+    @property
+    def n_singers(self) -> int:
+        return len(self.singers)
+
+    @functools.cached_property
+    def split(self) -> tuple[list[SingerData], list[SingerData]]:
+        """(training singers, held-out segments of each): read once, at first use."""
         hp = self.hparams
         require_crop_frames(hp.crop_frames)
         self.feature_config  # noqa: B018 - checks the folders and their feature configs first
@@ -146,7 +154,13 @@ class SingerPoolData(CropData):
         if not held:
             raise VoiceconvError("no singer has enough segments to hold some out for "
                                  "validation; lower data.val_segments or add data")
-        self.singers = train
+        return train, held
+
+    def setup(self, stage: str) -> None:
+        if self.train_set is not None:
+            return
+        hp = self.hparams
+        train, held = self.split
         self.train_set = PoolCrops(train, hp.crop_frames, hp.batch_size, hp.seed)
         self.val_set = HeldOutSegments(held, hp.val_max_frames, [s.name for s in train])
         minutes = sum(s.mel.shape[1] for singer in train for s in singer.segments) \

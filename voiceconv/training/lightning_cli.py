@@ -4,6 +4,7 @@ pre-emption handling and progress every training job shares."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import warnings
@@ -15,6 +16,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 
+from voiceconv.core.errors import VoiceconvError
 from voiceconv.training.callbacks import (
     AtomicCheckpointIO,
     LastCheckpoint,
@@ -40,6 +42,24 @@ class VoiceconvCLI(LightningCLI):
         parser.add_argument("--preview_vocoder", type=str, default="griffin-lim",
                             help="renders the previews: griffin-lim, hifigan-universal or a "
                             "vocoder checkpoint that takes its pitch from the mel")
+        # What model and data must agree on is set once, in the data config, and handed to
+        # the model as both are built; a model takes those it has a parameter for.
+        for name in DATA_FACTS:
+            parser.link_arguments("data", f"model.init_args.{name}", apply_on="instantiate",
+                                  compute_fn=functools.partial(_data_fact, name))
+
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except Exception as exc:  # noqa: BLE001 - re-raised unless a user error is inside
+            # jsonargparse wraps what a class or a link raised in a page of parser text; the
+            # user's one line is the VoiceconvError within.
+            cause: BaseException | None = exc
+            while cause is not None and not isinstance(cause, VoiceconvError):
+                cause = cause.__cause__ or cause.__context__
+            if cause is None:
+                raise
+            raise cause from None
 
     def instantiate_trainer(self, **kwargs: Any) -> L.Trainer:
         cfg = self.config[self.subcommand]
@@ -82,6 +102,14 @@ class VoiceconvCLI(LightningCLI):
                 isinstance(c, ProgressBar) for c in kwargs["callbacks"]):
             kwargs["callbacks"].append(ResumedProgressBar())
         return super().instantiate_trainer(**kwargs)
+
+
+# Data module attributes a model may take as constructor arguments (see `link_arguments`).
+DATA_FACTS = ("feature_config", "singer_stats", "neighbour_k", "n_singers")
+
+
+def _data_fact(name: str, data: L.LightningDataModule) -> Any:
+    return getattr(data, name, None)
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -4,6 +4,7 @@ made with the feature config the checkpoint was trained on."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -11,25 +12,20 @@ import torch
 from voiceconv.core.features import FeatureConfig
 
 
+def plain_hparams(hparams: dict[str, Any]) -> None:
+    """Turn every config dataclass in `hparams` into a dict, in place: a checkpoint must hold
+    plain data only, to load with `torch.load(weights_only=True)`."""
+    for key, value in hparams.items():
+        if dataclasses.is_dataclass(value):
+            hparams[key] = dataclasses.asdict(value)
+
+
 class ExactResume:
-    """LightningModule mixin; the module provides `own_rngs()` and keeps its feature config
-    as a plain dict in `hparams.feature_config` (None until fitted)."""
+    """LightningModule mixin; the module provides `own_rngs()` and sets `feature_config` (the
+    FeatureConfig of its data, linked from the data module by `voiceconv fit`; None when the
+    module was built without data)."""
 
-    @property
-    def feature_config(self) -> FeatureConfig | None:
-        fc = self.hparams.feature_config
-        return FeatureConfig.from_dict(fc) if fc is not None else None
-
-    def data_feature_config(self) -> FeatureConfig | None:
-        """The trainer's datamodule's feature config (None without one), refused if the model
-        already holds another; call from `setup`, then store it in `hparams.feature_config`."""
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
-        if datamodule is None:
-            return None
-        data_config = datamodule.feature_config
-        if self.feature_config is not None:
-            self.feature_config.require_same(data_config, "model", "data")
-        return data_config
+    feature_config: FeatureConfig | None
 
     def own_rngs(self) -> dict[str, torch.Generator]:
         raise NotImplementedError

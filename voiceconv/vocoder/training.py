@@ -6,7 +6,7 @@ then the generator (adversarial + feature matching + mel L1).
 
 from __future__ import annotations
 
-import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,11 +23,9 @@ from voiceconv.models.vocoders.nsf import (
     NSFConfig,
     NSFHiFiGAN,
     NSFHiFiGANGenerator,
-    config_dict,
-    nsf_config,
 )
 from voiceconv.training.callbacks import StepClock
-from voiceconv.training.resume import ExactResume
+from voiceconv.training.resume import ExactResume, plain_hparams
 from voiceconv.vocoder.discriminators import (
     MultiDiscriminator,
     discriminator_loss,
@@ -83,57 +81,50 @@ class NSFHiFiGANTraining(ExactResume, L.LightningModule):
                  discriminator: VocoderDiscriminatorConfig = VocoderDiscriminatorConfig(),
                  loss: VocoderLossWeights = VocoderLossWeights(),
                  optimizer: VocoderOptimizerConfig = VocoderOptimizerConfig(),
-                 seed: int = 0, feature_config: dict[str, Any] | None = None,
+                 seed: int = 0, feature_config: FeatureConfig | None = None,
                  init_from: str | None = None) -> None:
         super().__init__()
+        feature_config = feature_config or PRESETS["hifigan-22k"]
+        if init_from_universal and not init_from:
+            PRESETS["hifigan-22k"].require_same(feature_config, "universal HiFi-GAN", "data",
+                                                ignore=F0_FIELDS)
+        if math.prod(nsf.upsample_rates) != feature_config.hop_length:
+            raise VoiceconvError(f"the generator up-samples by {math.prod(nsf.upsample_rates)} "
+                                 f"(model.nsf.upsample_rates) but the data's hop is "
+                                 f"{feature_config.hop_length}")
         self.save_hyperparameters()
-        for key, value in self.hparams.items():  # plain data only: weights_only loading
-            if dataclasses.is_dataclass(value):
-                self.hparams[key] = config_dict(value) if key == "nsf" else \
-                    dataclasses.asdict(value)
+        self.hparams.feature_config = feature_config
+        plain_hparams(self.hparams)
         self.automatic_optimization = False
         self.loss_weights, self.optimizer_config = loss, optimizer
+        self.feature_config = feature_config
         torch.manual_seed(seed)
-        # The source's sample rate is set from the data in setup.
-        self.generator = NSFHiFiGANGenerator(nsf, PRESETS["hifigan-22k"].sample_rate)
+        self.generator = NSFHiFiGANGenerator(nsf, feature_config.sample_rate)
         self.initialised_from = (self.generator.init_from_universal(injection_scale)
                                  if init_from_universal and not init_from else None)
         self.discriminator = MultiDiscriminator(
             discriminator.periods, period_channels=discriminator.period_channels,
             resolution_channels=discriminator.resolution_channels)
         self.source_rng = torch.Generator().manual_seed(seed + 1)
-        self.mel_transform: LogMelSpectrogram | None = None
+        self.mel_transform = LogMelSpectrogram(feature_config)
         self.step_clock = StepClock()
-
-    def setup(self, stage: str) -> None:
-        data_config = self.data_feature_config()
-        if data_config is None:
-            return
-        if self.hparams.init_from_universal and not self.hparams.init_from:
-            PRESETS["hifigan-22k"].require_same(data_config, "universal HiFi-GAN", "data",
-                                                ignore=F0_FIELDS)
-        if self.generator.source.hop != data_config.hop_length:
-            raise VoiceconvError(f"the generator up-samples by {self.generator.source.hop} "
-                                 f"(model.nsf.upsample_rates) but the data's hop is "
-                                 f"{data_config.hop_length}")
-        self.generator.source.sample_rate = data_config.sample_rate
-        self.hparams.feature_config = data_config.to_dict()
-        self.mel_transform = LogMelSpectrogram(data_config).to(self.device)
-        if self.initialised_from is not None and self.trainer.global_step == 0:
-            copied, total = self.initialised_from
-            print(f"nsf-hifigan: {copied} of {total} universal HiFi-GAN tensors copied "
-                  "into the generator")
 
     def own_rngs(self) -> dict[str, torch.Generator]:
         return {"source": self.source_rng}
 
     def on_fit_start(self) -> None:
-        # Here, not in setup: only now is it known whether the run resumes (and so already
+        # Here, not in __init__: only now is it known whether the run resumes (and so already
         # holds its own weights).
+        if self.trainer.ckpt_path is not None:
+            return
         path = self.hparams.init_from
-        if path and self.trainer.ckpt_path is None:
-            self.load_state_dict(trained_vocoder_weights(path, self.hparams))
+        if path:
+            self.load_state_dict(trained_vocoder_weights(path, self.hparams, self.feature_config))
             print(f"nsf-hifigan: generator and discriminator loaded from {path}")
+        elif self.initialised_from is not None:
+            copied, total = self.initialised_from
+            print(f"nsf-hifigan: {copied} of {total} universal HiFi-GAN tensors copied "
+                  "into the generator")
 
     def configure_optimizers(self):
         cfg = self.optimizer_config
@@ -145,7 +136,6 @@ class NSFHiFiGANTraining(ExactResume, L.LightningModule):
                 [torch.optim.lr_scheduler.LambdaLR(opt, decay) for opt in (opt_g, opt_d)])
 
     def mel(self, audio: torch.Tensor) -> torch.Tensor:
-        assert self.mel_transform is not None, "setup() has not run"
         return self.mel_transform(audio.float())
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -209,14 +199,16 @@ class NSFHiFiGANTraining(ExactResume, L.LightningModule):
         # does, 0 while the filter still sings from the mel (`models.vocoders.f0_response`).
         if self.trainer.sanity_checking:
             return
-        vocoder = NSFHiFiGAN(nsf_config(self.hparams.nsf), self.feature_config)
+        vocoder = NSFHiFiGAN(self.generator.cfg, self.feature_config)
         vocoder.generator.load_state_dict(self.generator.state_dict())
         self.log("val/f0_response_cents", probe_f0_response(vocoder.to(self.device).eval()))
 
 
-def trained_vocoder_weights(path: str, hparams: dict[str, Any]) -> dict[str, torch.Tensor]:
+def trained_vocoder_weights(path: str, hparams: dict[str, Any],
+                            features: FeatureConfig) -> dict[str, torch.Tensor]:
     """The state dict of a trained vocoder checkpoint (read weights_only), after checking
-    that its generator and discriminator sizes and its features are those in `hparams`."""
+    that its generator and discriminator sizes are those in `hparams` and its features are
+    `features`."""
     checkpoint = read_checkpoint(path, "vocoder")
     theirs = checkpoint["hyper_parameters"]
     differ = [f"{part}.{k}: init_from {theirs.get(part, {}).get(k)} vs model {v}"
@@ -225,9 +217,7 @@ def trained_vocoder_weights(path: str, hparams: dict[str, Any]) -> dict[str, tor
     if differ:
         raise VoiceconvError(f"init_from {path} has other sizes than this model ("
                              + "; ".join(differ) + ")")
-    if hparams.get("feature_config") is not None:
-        FeatureConfig.from_dict(theirs["feature_config"]).require_same(
-            FeatureConfig.from_dict(hparams["feature_config"]), "init_from", "data")
+    FeatureConfig.from_dict(theirs["feature_config"]).require_same(features, "init_from", "data")
     return checkpoint["state_dict"]
 
 

@@ -7,13 +7,13 @@ source: F0 (frames) -> per-sample phase -> sines at harmonics 1..H (voiced) plus
 filter: the HiFi-GAN generator; before the residual stacks of each up-sampling stage the
         excitation, down-sampled to that stage's rate by a strided conv, is added.
 
-Initialised from the universal HiFi-GAN, the injection convs start at zero, so the V1-sized
-NSF generator renders exactly what the universal one does; fine-tuning is meant to teach it to
-use the source (400 CPU steps do not yet: the output's pitch still comes from the mel; see the
-README's vocoder section). Trained from scratch (the small config), they start at PyTorch's
-default scale, so the filter has the source from its first step. The lite config keeps V1's
-widths but only its kernel-3 residual stacks: all of its filter comes from the universal
-weights, yet the cut changes the sound so much that fine-tuning rebuilds it, around the source.
+Initialised from the universal HiFi-GAN, the injection convs start at zero, so the V1-sized NSF
+generator renders exactly what the universal one does; fine-tuning teaches it to use the source
+(`val/f0_response_cents` in training shows when it does). Trained from scratch (the small
+config), they start at PyTorch's default scale, so the filter has the source from its first
+step. The lite config keeps V1's widths but only its kernel-3 residual stacks: all of its
+filter comes from the universal weights, yet the cut changes the sound so much that fine-tuning
+rebuilds it, around the source.
 
 Phase is integrated from absolute time zero and the noise is read from a fixed table at
 absolute sample positions, so chunked rendering equals one-shot rendering.
@@ -22,13 +22,12 @@ absolute sample positions, so chunked rendering equals one-shot rendering.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from voiceconv.core.checkpoint import load_plain, read_checkpoint
+from voiceconv.core.checkpoint import build_from_checkpoint, load_plain
 from voiceconv.core.errors import VoiceconvError
 from voiceconv.core.features import FeatureConfig
 from voiceconv.models.vocoders.base import Vocoder
@@ -139,8 +138,8 @@ class NSFHiFiGANGenerator(HiFiGANGenerator):
                 matching[key] = theirs[source]
         self.load_state_dict(matching, strict=False)
         # Zero injections keep the universal output exactly (and the filter keeps singing from
-        # the mel); at PyTorch's default scale (1) the source swamps it (mel L1 0.34 -> 3.7)
-        # and fine-tuning has to rebuild the output around it.
+        # the mel); at PyTorch's default scale (1) the source swamps it and fine-tuning has to
+        # rebuild the output around it.
         with torch.no_grad():
             for conv in self.noise_convs:
                 conv.weight.mul_(injection_scale)
@@ -164,19 +163,6 @@ def _universal_name(key: str, mine: HiFiGANConfig, theirs: HiFiGANConfig) -> str
     return None
 
 
-def nsf_config(data: dict[str, Any]) -> NSFConfig:
-    """NSFConfig from checkpoint data (lists back to the tuples the dataclass holds)."""
-    data = dict(data)
-    for key in ("upsample_rates", "upsample_kernel_sizes", "resblock_kernel_sizes"):
-        data[key] = tuple(data[key])
-    data["resblock_dilations"] = tuple(tuple(d) for d in data["resblock_dilations"])
-    return NSFConfig(**data)
-
-
-def config_dict(cfg: NSFConfig) -> dict[str, Any]:
-    return asdict(cfg)
-
-
 class NSFHiFiGAN(Vocoder):
     """A trained NSF-HiFi-GAN, loaded from a `voiceconv fit` vocoder checkpoint."""
 
@@ -184,24 +170,19 @@ class NSFHiFiGAN(Vocoder):
     context_frames = 32  # the V1 filter's receptive field is about 22 frames each side
     uses_f0 = True
 
-    def __init__(self, cfg: NSFConfig, feature_config: FeatureConfig) -> None:
+    def __init__(self, nsf: NSFConfig, feature_config: FeatureConfig) -> None:
         super().__init__(feature_config)
-        hop = math.prod(cfg.upsample_rates)
+        hop = math.prod(nsf.upsample_rates)
         if hop != feature_config.hop_length:
             raise VoiceconvError(f"generator up-samples by {hop}, features have hop "
                                  f"{feature_config.hop_length}")
-        self.generator = NSFHiFiGANGenerator(cfg, feature_config.sample_rate)
+        self.generator = NSFHiFiGANGenerator(nsf, feature_config.sample_rate)
 
     @classmethod
     def from_checkpoint(cls, path: str) -> NSFHiFiGAN:
-        checkpoint = read_checkpoint(path, "vocoder")
-        hp = checkpoint["hyper_parameters"]
-        vocoder = cls(nsf_config(hp["nsf"]), FeatureConfig.from_dict(hp["feature_config"]))
-        state = {k.removeprefix("generator."): v for k, v in checkpoint["state_dict"].items()
-                 if k.startswith("generator.")}
-        vocoder.generator.load_state_dict(state)
+        vocoder = build_from_checkpoint(cls, path, "vocoder")
         vocoder.generator.remove_weight_norm()
-        return vocoder.eval()
+        return vocoder
 
     def synthesise(self, mel: torch.Tensor, f0: torch.Tensor, start_frame: int = 0,
                    f0_before: torch.Tensor | None = None) -> torch.Tensor:
