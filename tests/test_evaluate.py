@@ -47,8 +47,11 @@ def test_metrics_json_has_every_key_and_measures_the_shift(shifted_set):
     _, out, stdout = shifted_set
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("mcd_db", "f0_rmse_cents", "f0_median_cents", "f0_corr", "vuv_error",
-                "gross_pitch_error", "speaker_sim_target", "speaker_sim_source", "n_files"):
+                "gross_pitch_error", "speaker_sim_target", "speaker_sim_source", "n_files",
+                "dnsmos_ovrl", "dnsmos_ovrl_source", "dnsmos_sig", "dnsmos_bak"):
         assert key in metrics, key
+    # WORLD re-syntheses of clean singing, a semitone apart: both natural, alike.
+    assert 2.5 < metrics["dnsmos_ovrl"] <= 5 and abs(metrics["dnsmos_ovrl_change"]) < 0.3
     assert metrics["n_files"] == 2 and metrics["f0_against"] == ["source"]
     assert abs(metrics["f0_median_cents"] - 100) < 5
     assert metrics["gross_pitch_error"] > 0.9
@@ -58,6 +61,8 @@ def test_metrics_json_has_every_key_and_measures_the_shift(shifted_set):
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert [r["file"] for r in rows] == ["nit_f001/nitech_jp_song070_f001_004", "pjs/pjs001_song"]
     assert "report.html" in stdout
+    assert "similarity to target=" in stdout and "to source=" in stdout and "gain" in stdout
+    assert "DNSMOS OVRL=" in stdout
 
 
 def test_nonparallel_mode_measures_melody_against_the_source_and_no_mcd(shifted_set):
@@ -158,3 +163,22 @@ def test_a_key_shifted_conversion_keeps_its_melody_once_the_shift_is_taken_out(s
     # Without --transposed every frame is a gross error (test above); with it, 15 % remain
     # (measured): frames where the F0 tracker reads the two re-syntheses differently.
     assert summary["f0_median_cents"] < 5 and summary["gross_pitch_error"] < 0.2
+
+
+def test_naturalness_ranks_clean_singing_above_the_same_singing_in_noise_or_buzz():
+    from voiceconv.core.audio import resample
+    from voiceconv.eval.naturalness import dnsmos
+
+    x, sr = read_excerpt("pjs", "pjs001_song.flac", 3.0, 9.0)
+    x = resample(x.astype(np.float32), sr, 16000)
+    x = 0.5 * x / np.abs(x).max()
+    rng = np.random.default_rng(0)
+    noisy = x + 0.5 * np.sqrt(np.mean(x ** 2)) * rng.standard_normal(x.size)  # 6 dB SNR
+    t = np.arange(x.size) / 16000
+    buzz = x + 0.3 * np.sqrt(np.mean(x ** 2)) * np.sign(np.sin(2 * np.pi * 86 * t))
+    clean, noise, buzzed = (dnsmos(0.5 * y / np.abs(y).max()) for y in (x, noisy, buzz))
+    assert clean["dnsmos_ovrl"] > 3.0
+    assert noise["dnsmos_ovrl"] < clean["dnsmos_ovrl"] - 0.8
+    assert noise["dnsmos_bak"] < clean["dnsmos_bak"] - 1.0
+    assert buzzed["dnsmos_ovrl"] < clean["dnsmos_ovrl"] - 0.3
+    assert all(np.isnan(v) for v in dnsmos(np.zeros(16000)).values())  # never a perfect score

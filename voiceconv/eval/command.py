@@ -37,7 +37,9 @@ from voiceconv.core.threads import in_order
 SUMMARY_KEYS = ("mcd_db", "f0_rmse_cents", "f0_median_cents", "f0_corr", "vuv_error",
                 "gross_pitch_error", "gross_pitch_error_20pct", "octave_error_rate",
                 "speaker_sim_target", "speaker_sim_source", "speaker_sim_shift",
-                "speaker_sim_target_unconverted", "speaker_sim_gain", "loudness_lufs",
+                "speaker_sim_target_unconverted", "speaker_sim_gain", "dnsmos_sig", "dnsmos_bak",
+                "dnsmos_ovrl", "dnsmos_sig_source", "dnsmos_bak_source", "dnsmos_ovrl_source",
+                "dnsmos_ovrl_change", "loudness_lufs",
                 "duration_ratio", "f0_key_semitones")
 
 
@@ -124,6 +126,7 @@ def evaluate_pair(pair: Pair, mode: str, score: dict[str, list] | None,
 def evaluate(converted: Path, reference: Path, out: Path, source: Path | None = None,
              score_path: Path | None = None, mode: str = "aligned", sample_rate: int = 16000,
              progress: bool = True, transposed: bool = False) -> dict[str, Any]:
+    from voiceconv.eval.naturalness import naturalness
     from voiceconv.eval.report import write_report
     from voiceconv.eval.speaker import speaker_similarities
 
@@ -134,20 +137,39 @@ def evaluate(converted: Path, reference: Path, out: Path, source: Path | None = 
                               pairs, min(len(pairs), os.cpu_count() or 1)),
                      total=len(pairs), desc="eval", unit="file", disable=not progress))
     speaker, speaker_note = speaker_similarities(pairs, sample_rate)
-    for row, sims in zip(rows, speaker, strict=True):
+    natural, natural_note = naturalness(pairs)
+    for row, sims, mos in zip(rows, speaker, natural, strict=True):
         row.update(sims)
+        row.update(mos)
     summary: dict[str, Any] = {k: _mean([r.get(k, math.nan) for r in rows])
                                for k in SUMMARY_KEYS}
     summary.update({"n_files": len(rows), "mode": mode, "frame_period_ms": FRAME_PERIOD_MS,
                     "mcd_silent_frames_excluded": int(sum(r["mcd_silent_excluded"]
                                                           for r in rows)),
                     "f0_against": sorted({r["f0_against"] for r in rows}),
-                    "notes": [n for n in {speaker_note, *(r["f0_note"] for r in rows)} if n]})
+                    "notes": [n for n in {speaker_note, natural_note,
+                                          *(r["f0_note"] for r in rows)} if n]})
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "metrics.json", json.dumps(_jsonable(summary), indent=2) + "\n")
     _write_csv(out / "metrics.csv", rows)
     write_report(out / "report.html", pairs, rows, summary, sample_rate)
     return summary
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """What a person reads first: melody, voice (to the target, to the source, the gain) and
+    naturalness (converted beside the source), one line each."""
+    def n(key: str) -> str:
+        return format_number(summary[key], "n/a")
+
+    return [f"melody: f0_median_cents={n('f0_median_cents')}  "
+            f"gross_pitch_error={n('gross_pitch_error')}  f0_rmse_cents={n('f0_rmse_cents')}  "
+            f"mcd_db={n('mcd_db')}",
+            f"voice: similarity to target={n('speaker_sim_target')} (source audio "
+            f"{n('speaker_sim_target_unconverted')}, gain {n('speaker_sim_gain')}), to source="
+            f"{n('speaker_sim_source')}",
+            f"naturalness: DNSMOS OVRL={n('dnsmos_ovrl')} (source {n('dnsmos_ovrl_source')}), "
+            f"SIG={n('dnsmos_sig')}, BAK={n('dnsmos_bak')}"]
 
 
 def _mean(values: list[float]) -> float:
@@ -198,9 +220,8 @@ def main(argv: list[str] | None = None, prog: str = "voiceconv eval") -> int:
     args = parser.parse_args(argv)
     summary = evaluate(args.converted, args.reference, args.out, args.source, args.score,
                        args.mode, args.sample_rate, not args.quiet, args.transposed)
-    shown = ("mcd_db", "f0_rmse_cents", "f0_median_cents", "gross_pitch_error",
-             "speaker_sim_target", "speaker_sim_target_unconverted", "speaker_sim_source")
-    print("  ".join(f"{k}={format_number(summary[k], 'n/a')}" for k in shown))
+    for line in summary_lines(summary):
+        print(line)
     for note in summary["notes"]:
         print(note)
     print(f"{summary['n_files']} files; report: {args.out / 'report.html'}")

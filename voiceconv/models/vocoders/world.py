@@ -4,6 +4,13 @@ mel -> linear magnitude (pseudo-inverse of the mel filterbank) -> log power, smo
 frequency by cepstral liftering below the harmonic spacing (so the envelope has no harmonic
 ripple) -> WORLD spectral envelope; aperiodicity from the voicing (a typical voiced-singing
 profile, fully aperiodic when unvoiced); then pyworld's synthesis with our F0.
+
+The harmonic spacing to smooth over is the wider of the F0 given and the one the mel's own
+harmonics show. They differ whenever the mel was not made at the F0 given: a converted mel
+carries the target singer's harmonics, a key shift moves the F0 alone. Smoothing over the
+given F0 only would leave the mel's wider harmonic ripple in the envelope, and WORLD would
+render it as a second pitch (an octave above, for a mel sung an octave higher). So the output
+sings the F0 it is given and takes only the envelope, the timbre, from the mel.
 """
 
 from __future__ import annotations
@@ -15,6 +22,13 @@ import torch
 from voiceconv.core.features import FeatureConfig
 from voiceconv.models.vocoders.base import Vocoder, mel_pseudo_inverse
 
+# Candidate harmonic spacings (Hz) of a mel, 1/32 octave apart, and the harmonics that score
+# one: the first six, within the mel's band.
+SPACING_CANDIDATES = 65.0 * 2 ** (np.arange(0, 141) / 32)
+SPACING_HARMONICS = 6
+# A frame's harmonic ripple counts when its peaks stand this far (mean log power) above the
+# troughs between them; unvoiced frames of real singing score below it (their median 1.4).
+RIPPLE_THRESHOLD = 3.0
 # Median D4C aperiodicity (dB) of voiced frames of PJS singing at these frequencies (Hz).
 VOICED_APERIODICITY_DB = ((0, -30.0), (500, -26.0), (2000, -16.0), (4000, -7.0),
                           (6000, -3.0), (8000, -1.7), (11025, -0.5))
@@ -54,7 +68,8 @@ class World(Vocoder):
         power = (magnitude**2).T.numpy()  # (T, n_freqs)
         n_freqs = power.shape[1]
         bin_hz = cfg.sample_rate / cfg.n_fft
-        half = np.maximum(np.where(f0 > 0, f0, 200.0) / bin_hz / 2, 0.5)  # (T,) in bins
+        spacing = np.where(f0 > 0, np.maximum(f0, self.mel_harmonic_spacing(power)), 200.0)
+        half = np.maximum(spacing / bin_hz / 2, 0.5)  # (T,) in bins
         padded = np.pad(power, ((0, 0), (n_freqs, n_freqs)), mode="reflect")
         cumulative = np.concatenate([np.zeros((len(f0), 1)), np.cumsum(padded, axis=1)], axis=1)
         centre = np.arange(n_freqs)[None, :] + n_freqs
@@ -64,7 +79,7 @@ class World(Vocoder):
                         - np.take_along_axis(cumulative, lo, 1)) / (hi - lo)
         cepstrum = np.fft.irfft(np.log(np.maximum(smooth_power, 1e-12)), axis=1)
         n_fft = cepstrum.shape[1]
-        period = np.where(f0 > 0, cfg.sample_rate / np.maximum(f0, 1.0), n_fft / 8)
+        period = np.where(f0 > 0, cfg.sample_rate / spacing, n_fft / 8)
         cutoff = np.maximum(self.lifter_fraction * period, 4).astype(int)
         q = np.minimum(np.arange(n_fft), n_fft - np.arange(n_fft))
         cepstrum[q[None, :] >= cutoff[:, None]] = 0.0
@@ -75,6 +90,29 @@ class World(Vocoder):
         envelope[:, :low] = envelope[:, low: low + 1]
         envelope[:, high:] = envelope[:, high - 1: high] * 1e-2
         return envelope
+
+    def mel_harmonic_spacing(self, power: np.ndarray) -> np.ndarray:
+        """(T, n_freqs) power of a mel's pseudo-inverse -> (T,) the spacing (Hz) of the
+        harmonics it shows, 0 where it shows none. Each candidate spacing scores the mean log
+        power at its first harmonics less that halfway between them; of the candidates within
+        80 % of the best score, the widest wins (a sub-multiple of the true spacing scores
+        nearly as well, and smoothing too little is the error that matters here)."""
+        cfg = self.feature_config
+        bin_hz = cfg.sample_rate / cfg.n_fft
+        log_power = np.log(np.maximum(power, 1e-12))
+        top = min(cfg.fmax, cfg.sample_rate / 2) - bin_hz
+        scores = np.full((power.shape[0], len(SPACING_CANDIDATES)), -np.inf)
+        for i, spacing in enumerate(SPACING_CANDIDATES):
+            k = np.arange(1, SPACING_HARMONICS + 1)
+            k = k[k * spacing < top]
+            if len(k) < 2:
+                break
+            scores[:, i] = (_at(log_power, k * spacing / bin_hz)
+                            - _at(log_power, (k - 0.5) * spacing / bin_hz)).mean(1)
+        best = scores.max(1, keepdims=True)
+        near_best = scores >= 0.8 * best
+        widest = len(SPACING_CANDIDATES) - 1 - np.argmax(near_best[:, ::-1], axis=1)
+        return np.where(best[:, 0] > RIPPLE_THRESHOLD, SPACING_CANDIDATES[widest], 0.0)
 
     def synthesise(self, mel: torch.Tensor, f0: torch.Tensor) -> torch.Tensor:
         cfg, hop = self.feature_config, self.feature_config.hop_length
@@ -91,3 +129,10 @@ class World(Vocoder):
             y = np.pad(y, (0, frames * hop - len(y)))
             out.append(torch.from_numpy(y.astype(np.float32)))
         return torch.stack(out).to(mel.device)
+
+
+def _at(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """values (T, N) linearly interpolated at fractional indices positions (K,) -> (T, K)."""
+    lo = np.floor(positions).astype(int)
+    w = positions - lo
+    return values[:, lo] * (1 - w) + values[:, lo + 1] * w
