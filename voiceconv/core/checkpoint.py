@@ -25,7 +25,7 @@ KINDS = {
 }
 
 
-def load_plain(path: str, map_location: str | torch.device = "cpu") -> Any:
+def load_plain(path: str, map_location: Any = "cpu") -> Any:
     """The contents of a torch file as tensors and plain data, never Python objects."""
     try:
         with warnings.catch_warnings():  # e.g. "unusual pickle protocol": the error says it all

@@ -20,6 +20,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_info
 
+from voiceconv.core.checkpoint import load_plain
 from voiceconv.core.fileio import atomic_path
 
 
@@ -47,7 +48,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, tmp)
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
-        return super().load_checkpoint(path, map_location=map_location, weights_only=True)
+        return load_plain(str(path), map_location)
 
 
 class LastCheckpoint(L.Callback):
