@@ -107,6 +107,27 @@ def test_speaker_similarity_separates_singers():
     assert min(same) > max(cross)
 
 
+def test_similarity_is_to_the_centroid_of_each_singers_own_recordings_when_given():
+    """--target-voice / --source-voice: the singers' own songs (the training songs) stand for
+    their voices, instead of the one reference and source file of each pair."""
+    pytest.importorskip("resemblyzer", reason="optional extra voiceconv[speaker] missing")
+    from voiceconv.eval.command import Pair
+    from voiceconv.eval.speaker import speaker_similarities
+
+    audio = REPO / "recipes/demo/audio"
+    nit = [audio / "nit_f001" / f"nitech_jp_song070_f001_{n}.flac" for n in ("004", "007")]
+    pjs = [audio / "pjs" / f"pjs00{n}_song.flac" for n in (1, 2, 3)]
+    # "Converted" is a NIT-F001 song the centroids never saw; its "source" a PJS song.
+    pair = Pair("x", audio / "nit_f001" / "nitech_jp_song070_f001_029.flac", pjs[0],
+                audio / "pjs" / "pjs004_song.flac")
+    (default,), _ = speaker_similarities([pair])
+    (row,), note = speaker_similarities([pair], target_voice=nit, source_voice=pjs)
+    assert note == ""
+    assert row["speaker_sim_target"] > row["speaker_sim_source"] + 0.05
+    assert row["speaker_sim_gain"] > 0  # the PJS source is farther from NIT-F001's centroid
+    assert default["speaker_sim_target"] < row["speaker_sim_target"]  # pjs001 is no NIT-F001
+
+
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 

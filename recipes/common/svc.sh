@@ -31,7 +31,7 @@
 #      shifted by --key (auto: into the target singer's range; needs a vocoder that follows
 #      F0, such as world)
 #   6  eval: F0 kept (against the source, moved by the key if there is one), speaker
-#      similarity to the target (another held-out song of the target stands for its voice);
+#      similarity to each singer (the centroid of its training songs), naturalness (DNSMOS);
 #      checkpoints/<exp>/eval/*/report.html
 
 set -euo pipefail
@@ -169,12 +169,14 @@ if stage_enabled 6; then
         [ "${direction}" = b2a ] && source_singer=${singer_b} target_singer=${singer_a}
         log "stage 6: eval ${direction} (${source_singer} -> ${target_singer})"
         run "${common}/local/eval_dirs.sh" data/test "${source_singer}" "${target_singer}" \
-            "${exp_dir}/eval/${direction}"
+            "${exp_dir}/eval/${direction}" data/train
         transposed=()
         [ "${key}" != 0 ] && transposed=(--transposed)
         run voiceconv eval --converted "${exp_dir}/converted/${direction}" \
             --source "${exp_dir}/eval/${direction}/source" \
             --reference "${exp_dir}/eval/${direction}/reference" \
+            --target-voice "${exp_dir}/eval/${direction}/target_voice" \
+            --source-voice "${exp_dir}/eval/${direction}/source_voice" \
             --mode nonparallel "${transposed[@]}" --out "${exp_dir}/eval/${direction}"
     done
     where=$(cd "${exp_dir}" && pwd)

@@ -125,7 +125,8 @@ def evaluate_pair(pair: Pair, mode: str, score: dict[str, list] | None,
 
 def evaluate(converted: Path, reference: Path, out: Path, source: Path | None = None,
              score_path: Path | None = None, mode: str = "aligned", sample_rate: int = 16000,
-             progress: bool = True, transposed: bool = False) -> dict[str, Any]:
+             progress: bool = True, transposed: bool = False, target_voice: Path | None = None,
+             source_voice: Path | None = None) -> dict[str, Any]:
     from voiceconv.eval.naturalness import naturalness
     from voiceconv.eval.report import write_report
     from voiceconv.eval.speaker import speaker_similarities
@@ -136,7 +137,9 @@ def evaluate(converted: Path, reference: Path, out: Path, source: Path | None = 
     rows = list(tqdm(in_order(lambda p: evaluate_pair(p, mode, score, sample_rate, transposed),
                               pairs, min(len(pairs), os.cpu_count() or 1)),
                      total=len(pairs), desc="eval", unit="file", disable=not progress))
-    speaker, speaker_note = speaker_similarities(pairs, sample_rate)
+    speaker, speaker_note = speaker_similarities(
+        pairs, *(list(audio_files(v).values()) if v else None
+                 for v in (target_voice, source_voice)))
     natural, natural_note = naturalness(pairs)
     for row, sims, mos in zip(rows, speaker, natural, strict=True):
         row.update(sims)
@@ -216,10 +219,17 @@ def main(argv: list[str] | None = None, prog: str = "voiceconv eval") -> int:
                         help="the conversion was key-shifted (convert --key): measure F0 after "
                         "removing the whole-semitone shift that best explains it, reported as "
                         "f0_key_semitones")
+    parser.add_argument("--target-voice", type=Path,
+                        help="recordings of the target singer (e.g. its training songs): "
+                        "speaker similarity to their centroid (default: to the references)")
+    parser.add_argument("--source-voice", type=Path,
+                        help="recordings of the source singer: similarity to the source is to "
+                        "their centroid (default: to the unconverted sources)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     summary = evaluate(args.converted, args.reference, args.out, args.source, args.score,
-                       args.mode, args.sample_rate, not args.quiet, args.transposed)
+                       args.mode, args.sample_rate, not args.quiet, args.transposed,
+                       args.target_voice, args.source_voice)
     for line in summary_lines(summary):
         print(line)
     for note in summary["notes"]:

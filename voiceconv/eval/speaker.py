@@ -7,6 +7,7 @@ import contextlib
 import functools
 import io
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,18 +40,23 @@ def set_embedding(embeddings: list[np.ndarray]) -> np.ndarray:
     return mean / np.linalg.norm(mean)
 
 
-def speaker_similarities(pairs: list[Any], sample_rate: int) -> tuple[list[dict], str]:
-    """Per pair: cosine similarity of the converted file to the reference (target) singer's
-    set, to the source singer's set, and their difference (how far the identity moved); and
-    of the unconverted source file to the target set, the baseline: a conversion moves toward
-    the target when `speaker_sim_target` exceeds it (`speaker_sim_gain` > 0)."""
+def speaker_similarities(pairs: list[Any], target_voice: list[Path] | None = None,
+                         source_voice: list[Path] | None = None) -> tuple[list[dict], str]:
+    """Per pair: cosine similarity of the converted file to the target singer's voice, to
+    the source singer's voice, and their difference (how far the identity moved); and of the
+    unconverted source file to the target's voice, the baseline: a conversion moves toward
+    the target when `speaker_sim_target` exceeds it (`speaker_sim_gain` > 0).
+
+    A singer's voice is the centroid of `target_voice` / `source_voice` (their recordings,
+    e.g. the training songs) when given, else of the pairs' references / sources."""
     try:
         import resemblyzer  # noqa: F401
     except ImportError:
         return [{} for _ in pairs], MISSING
-    target = set_embedding([embed(p.reference) for p in pairs])
+    target = set_embedding([embed(p) for p in target_voice or [p.reference for p in pairs]])
     unconverted = [embed(p.source) if p.source is not None else None for p in pairs]
-    known = [e for e in unconverted if e is not None]
+    known = ([embed(p) for p in source_voice] if source_voice
+             else [e for e in unconverted if e is not None])
     source = set_embedding(known) if known else None
     rows = []
     for pair, before in zip(pairs, unconverted, strict=True):
