@@ -203,3 +203,12 @@ def test_naturalness_ranks_clean_singing_above_the_same_singing_in_noise_or_buzz
     assert noise["dnsmos_bak"] < clean["dnsmos_bak"] - 1.0
     assert buzzed["dnsmos_ovrl"] < clean["dnsmos_ovrl"] - 0.3
     assert all(np.isnan(v) for v in dnsmos(np.zeros(16000)).values())  # never a perfect score
+
+
+def test_an_empty_voice_folder_is_an_error_not_a_silent_fallback(tmp_path):
+    from voiceconv.core.errors import VoiceconvError
+    from voiceconv.eval.command import voice_files
+
+    assert voice_files(None) is None
+    with pytest.raises(VoiceconvError, match="no audio in"):
+        voice_files(tmp_path)

@@ -59,6 +59,16 @@ def audio_files(folder: Path) -> dict[str, Path]:
             and p.name.lower().endswith(AUDIO_EXTENSIONS)}
 
 
+def voice_files(folder: Path | None) -> list[Path] | None:
+    """A singer's recordings for its voice centroid (None: no folder given)."""
+    if folder is None:
+        return None
+    files = list(audio_files(folder).values())
+    if not files:
+        raise VoiceconvError(f"no audio in {folder} to stand for the singer's voice")
+    return files
+
+
 def pair_files(converted: Path, reference: Path, source: Path | None = None) -> list[Pair]:
     conv, ref = audio_files(converted), audio_files(reference)
     src = audio_files(source) if source else {}
@@ -137,9 +147,8 @@ def evaluate(converted: Path, reference: Path, out: Path, source: Path | None = 
     rows = list(tqdm(in_order(lambda p: evaluate_pair(p, mode, score, sample_rate, transposed),
                               pairs, min(len(pairs), os.cpu_count() or 1)),
                      total=len(pairs), desc="eval", unit="file", disable=not progress))
-    speaker, speaker_note = speaker_similarities(
-        pairs, *(list(audio_files(v).values()) if v else None
-                 for v in (target_voice, source_voice)))
+    speaker, speaker_note = speaker_similarities(pairs, voice_files(target_voice),
+                                                 voice_files(source_voice))
     natural, natural_note = naturalness(pairs)
     for row, sims, mos in zip(rows, speaker, natural, strict=True):
         row.update(sims)
