@@ -40,6 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from benchmarks.common import machine  # noqa: E402
 from voiceconv.convert.command import parse_key  # noqa: E402
+from voiceconv.core.checkpoint import read_checkpoint  # noqa: E402
 from voiceconv.core.errors import VoiceconvError  # noqa: E402
 
 
@@ -112,9 +113,11 @@ def logged(metrics: Path, key: str) -> dict[int, float]:
 
 def fit_command(args: argparse.Namespace, out: Path, pair_config: str,
                 *data: str) -> list[str]:
-    """`voiceconv fit` of the small CycleGAN on the pair; the same for both runs."""
+    """`voiceconv fit` of the small CycleGAN on the pair; the same for both runs, on what the
+    base was pretrained on (mels or their spectral envelopes)."""
     return ["voiceconv", "fit", "--config", "recipes/common/conf/cyclegan_small.yaml",
             "--config", pair_config, *data, "--experiments_root", str(out),
+            "--data.init_args.spectral_envelope", str(args.envelope).lower(),
             "--trainer.val_check_interval", str(args.eval_every),
             "--checkpoint_every_n_steps", str(args.eval_every),
             "--preview_every_n_steps", "0", "--wandb", "false", "--ckpt_path", "last",
@@ -223,6 +226,8 @@ def main() -> None:
     except VoiceconvError as error:
         parser.error(str(error))
     out = (args.out or REPO / "benchmarks" / "out" / "transfer" / args.pair).resolve()
+    base_hparams = read_checkpoint(str(args.base), "pretrain")["hyper_parameters"]
+    args.envelope = bool(base_hparams.get("spectral_envelope"))
     transfer = ["--model.init_args.init_from", str(args.base.resolve()),
                 "--model.init_args.transfer.freeze_encoder_steps", str(args.freeze_steps),
                 "--model.init_args.transfer.encoder_lr_scale", str(args.encoder_lr_scale)]

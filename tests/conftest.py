@@ -76,15 +76,26 @@ def fit_config(prepared, tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def fitted_model(fit_config) -> Path:
-    """A small CycleGAN (NIT-F001 = A, PJS = B) fitted for a few steps: enough for conversion
-    tests, which check what the pipeline around the generator guarantees."""
+def fit_for_conversion(fit_config: Path, experiment: str, *args: str) -> Path:
     from voiceconv.cli import run_command
 
     small = REPO / "recipes" / "common" / "conf" / "cyclegan_small.yaml"
     assert run_command("fit", ["--config", str(small), "--config", str(fit_config),
-                               "--experiment", "convert-model", "--trainer.max_steps", "2",
-                               "--preview_every_n_steps", "0"]) == 0
+                               "--experiment", experiment, "--trainer.max_steps", "2",
+                               "--preview_every_n_steps", "0", *args]) == 0
     root = Path(yaml.safe_load(fit_config.read_text())["experiments_root"])
-    return root / "convert-model" / "checkpoints" / "last.ckpt"
+    return root / experiment / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="session")
+def fitted_model(fit_config) -> Path:
+    """A small CycleGAN (NIT-F001 = A, PJS = B) fitted for a few steps: enough for conversion
+    tests, which check what the pipeline around the generator guarantees."""
+    return fit_for_conversion(fit_config, "convert-model")
+
+
+@pytest.fixture(scope="session")
+def fitted_envelope_model(fit_config) -> Path:
+    """The same, converting spectral envelopes (data.spectral_envelope)."""
+    return fit_for_conversion(fit_config, "convert-envelope-model",
+                              "--data.init_args.spectral_envelope", "true")

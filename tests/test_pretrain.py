@@ -235,6 +235,14 @@ def test_a_base_that_does_not_fit_is_refused_naming_the_fields(fit_config, base,
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "hop_length" in err and "128" in err and "256" in err, err
 
+    # A base pretrained on mels does not fit a pair that converts spectral envelopes.
+    assert run_command("fit", ["--config", str(SMALL), "--config", str(fit_config),
+                               "--experiment", "wrong-representation", "--trainer.max_steps",
+                               "1", "--data.init_args.spectral_envelope", "true",
+                               "--model.init_args.init_from", str(base)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "pretrained on mels, this model converts spectral envelopes" in err, err
+
     assert run_command("fit", ["--config", str(SMALL), "--config", str(fit_config),
                                "--experiment", "no-base", "--trainer.max_steps", "1",
                                "--model.init_args.init_from", str(tmp_path / "none.ckpt")]) == 2

@@ -7,7 +7,7 @@
 #          [--prep-config FILE] [--model small|paper] [--pretrain-steps N] [--base CKPT]
 #          [--fit-steps N] [--vocoder world|griffin-lim|hifigan-universal|nsf|nsf-lite|nsf-small]
 #          [--vocoder-steps N] [--key SEMITONES|auto] [--pretrain-args "..."] [--fit-args "..."]
-#          [--vocoder-args "..."]
+#          [--vocoder-args "..."] [--copy-synthesis true]
 # --*-args pass options through to that stage's command (e.g. --fit-args
 # "--model.init_args.loss.cycle 5"). Every command is logged as it runs, and one that already
 # succeeded is skipped: a rerun of a finished recipe does nothing and says so, an interrupted
@@ -29,10 +29,11 @@
 #      on a 2-core CPU; follows F0)
 #   5  convert the held-out songs: A's to B's voice and B's to A's (checkpoints/<exp>/converted),
 #      shifted by --key (auto: into the target singer's range; needs a vocoder that follows
-#      F0, such as world)
+#      F0, such as world); with --copy-synthesis true, also the held-out songs themselves
+#      through the same vocoder at key 0 (converted/{a2b,b2a}_copy): the vocoder's own mark
 #   6  eval: F0 kept (against the source, moved by the key if there is one), speaker
 #      similarity to each singer (the centroid of its training songs), naturalness (DNSMOS);
-#      checkpoints/<exp>/eval/*/report.html
+#      checkpoints/<exp>/eval/*/report.html (and of the copy synthesis, if made)
 
 set -euo pipefail
 common=$(cd "$(dirname "$0")" && pwd)
@@ -56,6 +57,7 @@ key=0
 pretrain_args=""
 fit_args=""
 vocoder_args=""
+copy_synthesis=false
 
 . "${common}/lib.sh" "$@"
 
@@ -160,6 +162,13 @@ if stage_enabled 5; then
         run voiceconv convert $("${common}/local/held_out.sh" data/test "${singer}") \
             --model "${exp_dir}/checkpoints/last.ckpt" --direction "${direction}" \
             --vocoder "${vocoder_choice}" --key "${key}" --out "${exp_dir}/converted/${direction}"
+        if [ "${copy_synthesis}" = true ]; then
+            # shellcheck disable=SC2046
+            run voiceconv convert $("${common}/local/held_out.sh" data/test "${singer}") \
+                --model "${exp_dir}/checkpoints/last.ckpt" --direction "${direction}" \
+                --vocoder "${vocoder_choice}" --copy-synthesis \
+                --out "${exp_dir}/converted/${direction}_copy"
+        fi
     done
 fi
 
@@ -178,6 +187,14 @@ if stage_enabled 6; then
             --target-voice "${exp_dir}/eval/${direction}/target_voice" \
             --source-voice "${exp_dir}/eval/${direction}/source_voice" \
             --mode nonparallel "${transposed[@]}" --out "${exp_dir}/eval/${direction}"
+        if [ -d "${exp_dir}/converted/${direction}_copy" ]; then
+            run voiceconv eval --converted "${exp_dir}/converted/${direction}_copy" \
+                --source "${exp_dir}/eval/${direction}/source" \
+                --reference "${exp_dir}/eval/${direction}/reference" \
+                --target-voice "${exp_dir}/eval/${direction}/target_voice" \
+                --source-voice "${exp_dir}/eval/${direction}/source_voice" \
+                --mode nonparallel --out "${exp_dir}/eval/${direction}_copy"
+        fi
     done
     where=$(cd "${exp_dir}" && pwd)
     log "converted songs: ${where}/converted/{a2b,b2a}/"

@@ -44,6 +44,9 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                    "or 'auto' to fit the source's range into the target singer's (default 0)")
     p.add_argument("--vocoder", default="world",
                    help=f"{' | '.join(NAMES)} or a vocoder checkpoint (default world: exact pitch)")
+    p.add_argument("--copy-synthesis", action="store_true",
+                   help="render the source itself through the vocoder (same F0, key and "
+                   "chunks, no conversion): the baseline to judge a conversion against")
     p.add_argument("--f0-method", choices=F0_METHODS, default=None,
                    help="pitch tracker (default: the one the model's features used; "
                    "dio is ~30x faster than harvest)")
@@ -135,7 +138,8 @@ def make_converter(args: argparse.Namespace):
     vocoder = load_vocoder(args.vocoder, model.feature_config)
     settings = ConvertSettings(direction=args.direction, key=parse_key(args.key),
                                f0_method=args.f0_method, max_chunk_s=args.chunk_seconds,
-                               min_chunk_s=min(5.0, args.chunk_seconds / 2))
+                               min_chunk_s=min(5.0, args.chunk_seconds / 2),
+                               copy_synthesis=args.copy_synthesis)
     if settings.f0_method == "fcpe":
         from voiceconv.core.features import require_f0_method
 

@@ -49,6 +49,9 @@ class ConvertSettings:
     min_chunk_s: float = 5.0
     context_s: float = 0.5  # converted on each side of a chunk and dropped
     crossfade_s: float = 0.02  # half-width of the cross-fade at each chunk seam
+    # Render the source's own mel (no conversion) with the same vocoder, F0 and key: what the
+    # vocoder alone does to a song, the baseline a conversion's quality is judged against.
+    copy_synthesis: bool = False
 
 
 @dataclass
@@ -109,7 +112,9 @@ class Converter:
                                            and -MAX_KEY <= settings.key <= MAX_KEY):
             raise VoiceconvError(f"key must be 'auto' or semitones in [-{MAX_KEY}, {MAX_KEY}] "
                                  f"(got {settings.key!r})")
-        if settings.key != 0:
+        # A model that converts envelopes moves the harmonics in the mel by the key itself,
+        # so any vocoder sings it; otherwise only the F0 moves, and the vocoder must follow it.
+        if settings.key != 0 and (settings.copy_synthesis or not model.spectral_envelope):
             require_f0_control(vocoder)
         self.model, self.vocoder = model.to(device).eval(), vocoder.to(device).eval()
         self.settings = settings
@@ -246,9 +251,11 @@ class Converter:
             with timer("mel"):
                 mel = self.mel(torch.from_numpy(audio[left * hop: right * hop])[None])
             with timer("generator"):
-                converted = self.model.convert(mel, self.settings.direction)
+                source_f0 = torch.from_numpy(f0[left:right])[None]
+                converted = mel if self.settings.copy_synthesis else self.model.convert(
+                    mel, self.settings.direction, source_f0, key)
             with timer("vocoder"):
-                pitch = torch.from_numpy(f0[left:right] * ratio)[None].to(converted.device)
+                pitch = (source_f0 * ratio).to(converted.device)
                 return vocoder.synthesise(converted, pitch).cpu()[0]
 
         workers = self.workers if vocoder.renders_chunks_in_threads else 1

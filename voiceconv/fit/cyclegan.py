@@ -90,10 +90,11 @@ class CycleGANVC(PairConversion, ExactResume, L.LightningModule):
             the generator configs match) initialise both generators when training starts.
         transfer: the fine-tuning schedule (encoders frozen for K steps, then a fraction of
             the learning rate); only with `init_from`.
-        feature_config, singer_stats, neighbour_k: the data's, linked from the data module
-            by `voiceconv fit` (set once, in the data config) and kept in the checkpoint, so
-            conversion needs nothing but the checkpoint. `neighbour_k` None: unknown (a model
-            built without data), so `loss.neighbour` is not checked against it.
+        feature_config, singer_stats, neighbour_k, spectral_envelope: the data's, linked from
+            the data module by `voiceconv fit` (set once, in the data config) and kept in the
+            checkpoint, so conversion needs nothing but the checkpoint. `neighbour_k` None:
+            unknown (a model built without data), so `loss.neighbour` is not checked against
+            it. `spectral_envelope`: the generators convert envelopes (`voiceconv.models.pair`).
     """
 
     def __init__(self, generator: GeneratorConfig = PAPER,
@@ -104,7 +105,7 @@ class CycleGANVC(PairConversion, ExactResume, L.LightningModule):
                  transfer: TransferConfig = TransferConfig(),  # noqa: B008 - frozen
                  feature_config: FeatureConfig | None = None,
                  singer_stats: dict[str, Any] | None = None,
-                 neighbour_k: int | None = None) -> None:
+                 neighbour_k: int | None = None, spectral_envelope: bool = False) -> None:
         super().__init__()
         if feature_config is not None and feature_config.n_mels != generator.n_mels:
             raise FeatureConfigMismatch(f"feature config mismatch (n_mels: model "
@@ -118,6 +119,7 @@ class CycleGANVC(PairConversion, ExactResume, L.LightningModule):
         self.generator_config, self.loss_weights = generator, loss
         self.optimizer_config, self.transfer = optimizer, transfer
         self.feature_config, self.singer_stats = feature_config, singer_stats
+        self.spectral_envelope = spectral_envelope
         torch.manual_seed(seed)
         self.g_ab, self.g_ba = Generator(generator), Generator(generator)
         self.d_a, self.d_b = (PatchDiscriminator(**dataclasses.asdict(discriminator))
@@ -138,7 +140,8 @@ class CycleGANVC(PairConversion, ExactResume, L.LightningModule):
         path = self.hparams.init_from
         if not path or self.trainer.ckpt_path is not None:
             return
-        base = load_base(path, self.generator_config, self.feature_config)
+        base = load_base(path, self.generator_config, self.feature_config,
+                         self.spectral_envelope)
         for g in (self.g_ab, self.g_ba):
             g.encoder.load_state_dict(base.encoder)
             if base.decoder is not None:

@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from data_prep import prepared
+from voiceconv.core.envelope import SpectralEnvelope
 from voiceconv.core.errors import VoiceconvError
 from voiceconv.core.features import FeatureConfig
 from voiceconv.fit.neighbours import neighbour_means
@@ -151,6 +152,9 @@ class SingerPairData(CropData):
             nearest frames of the other singer) for the model's `loss.neighbour` term.
         content_encoder: match those frames on a frozen self-supervised model's features
             (kNN-VC; a local weights file, `voiceconv.models.content`) instead of on the mels.
+        spectral_envelope: train on the spectral envelopes of the mels (`voiceconv.core.envelope`):
+            the timbre without the pitch. The generators then convert the singer and never
+            the melody; conversion adds the source's harmonics back, at the key asked for.
         seed: the data seed; batch k is a function of (seed, k, rank) only.
     """
 
@@ -158,7 +162,8 @@ class SingerPairData(CropData):
                  batch_size: int = 8, num_workers: int = 0, val_prep_dir: str | None = None,
                  val_segments: int = 4, val_parallel: bool = False, val_max_pairs: int = 8,
                  val_max_frames: int = 1024, neighbour_k: int = 0,
-                 content_encoder: ContentEncoderConfig | None = None, seed: int = 0) -> None:
+                 content_encoder: ContentEncoderConfig | None = None,
+                 spectral_envelope: bool = False, seed: int = 0) -> None:
         super().__init__()
         # Nothing is read here: the prep output is read when first asked for (by the links
         # that hand the model its feature config and statistics, or by setup).
@@ -176,25 +181,39 @@ class SingerPairData(CropData):
         return self.hparams.neighbour_k
 
     @property
+    def spectral_envelope(self) -> bool:
+        return self.hparams.spectral_envelope
+
+    @property
     def singer_stats(self) -> dict[str, dict[str, Any]]:
-        stats = prepared.load_stats(self.prep_dir)
-        return {"a": {"name": self.hparams.singer_a, **stats[self.hparams.singer_a]},
-                "b": {"name": self.hparams.singer_b, **stats[self.hparams.singer_b]}}
+        """The statistics of what the generators see (of the envelopes, with
+        `spectral_envelope`), keyed "a" and "b"."""
+        a, b = self.singers
+        return {"a": {"name": a.name, **a.stats}, "b": {"name": b.name, **b.stats}}
+
+    @functools.cached_property
+    def envelope(self) -> SpectralEnvelope | None:
+        return SpectralEnvelope(self.feature_config) if self.hparams.spectral_envelope else None
+
+    @functools.cached_property
+    def singers(self) -> tuple[SingerData, SingerData]:
+        """Singers A and B, every segment of theirs in `prep_dir`: read once, at first use."""
+        self.feature_config  # noqa: B018 - checks first that prep_dir is a prep output
+        return (load_singer(self.prep_dir, self.hparams.singer_a, envelope=self.envelope),
+                load_singer(self.prep_dir, self.hparams.singer_b, envelope=self.envelope))
 
     def setup(self, stage: str) -> None:
         if self.train_set is not None:
             return
         hp = self.hparams
         require_crop_frames(hp.crop_frames)
-        self.feature_config  # noqa: B018 - checks first that prep_dir is a prep output
-        a = load_singer(self.prep_dir, hp.singer_a)
-        b = load_singer(self.prep_dir, hp.singer_b)
+        a, b = self.singers
         if hp.val_prep_dir:
             val_dir = Path(hp.val_prep_dir)
             self.feature_config.require_same(prepared.feature_config(val_dir), "training features",
                                              "validation features")
-            val_a = load_singer(val_dir, hp.singer_a, a.stats)
-            val_b = load_singer(val_dir, hp.singer_b, b.stats)
+            val_a = load_singer(val_dir, hp.singer_a, a.stats, self.envelope)
+            val_b = load_singer(val_dir, hp.singer_b, b.stats, self.envelope)
         else:
             val_a, val_b = (_split_off(s, hp.val_segments) for s in (a, b))
         self.train_set = RandomCrops(a, b, hp.crop_frames, hp.batch_size, hp.seed,

@@ -41,10 +41,11 @@ class BaseWeights:
     note: str
 
 
-def load_base(path: str, model: GeneratorConfig, features: FeatureConfig | None) -> BaseWeights:
+def load_base(path: str, model: GeneratorConfig, features: FeatureConfig | None,
+              spectral_envelope: bool = False) -> BaseWeights:
     """Read a `voiceconv pretrain` checkpoint (weights_only) and check it fits a pair model
-    with generator config `model` trained on `features`; a misfit is one error naming the
-    differing fields."""
+    with generator config `model` trained on `features` (or on their spectral envelopes); a
+    misfit is one error naming the differing fields."""
     checkpoint = read_checkpoint(path, "pretrain")
     hp: dict[str, Any] = checkpoint.get("hyper_parameters", {})
     state = checkpoint.get("state_dict", {})
@@ -58,6 +59,11 @@ def load_base(path: str, model: GeneratorConfig, features: FeatureConfig | None)
     if differ:
         raise VoiceconvError(f"base checkpoint {path} does not fit this model's encoder ("
                              + "; ".join(differ) + ")")
+    if bool(hp.get("spectral_envelope")) != spectral_envelope:
+        seen = {True: "spectral envelopes", False: "mels"}
+        raise VoiceconvError(f"base checkpoint {path} was pretrained on "
+                             f"{seen[bool(hp.get('spectral_envelope'))]}, this model converts "
+                             f"{seen[spectral_envelope]} (data.spectral_envelope)")
     if features is not None and hp.get("feature_config") is not None:
         # The encoder sees mels only: a base made with another F0 tracker fits.
         FeatureConfig.from_dict(hp["feature_config"]).require_same(features, "base", "data",

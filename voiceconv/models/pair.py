@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from voiceconv.core.checkpoint import build_from_checkpoint
+from voiceconv.core.envelope import SpectralEnvelope, shift_harmonics
 from voiceconv.core.errors import VoiceconvError
 from voiceconv.core.features import FeatureConfig
 from voiceconv.models import Generator, GeneratorConfig
@@ -22,7 +23,9 @@ class PairConversion:
     """Mixin for a module with generators `g_ab`, `g_ba` and `feature_config`/`singer_stats`.
 
     Singer "a" and "b" mels are normalised with their own statistics before the generator and
-    denormalised with the target's after it.
+    denormalised with the target's after it. A model with `spectral_envelope` converts the
+    envelopes of the mels (the timbre) and puts the source's harmonics (the melody, moved to
+    the key asked for) back on the converted envelope.
     """
 
     # Normalised levels above this are clipped at conversion, before and after the generator.
@@ -35,6 +38,9 @@ class PairConversion:
     g_ab: nn.Module
     g_ba: nn.Module
     singer_stats: dict[str, Any] | None
+    _envelope: SpectralEnvelope | None = None
+    feature_config: FeatureConfig | None
+    spectral_envelope: bool = False
 
     def stats_tensor(self, singer: str, key: str) -> torch.Tensor:
         if self.singer_stats is None:
@@ -51,33 +57,54 @@ class PairConversion:
         return mel * self.stats_tensor(singer, "mel_std") + self.stats_tensor(singer, "mel_mean")
 
     @torch.no_grad()
-    def convert(self, log_mel: torch.Tensor, direction: str = "a2b") -> torch.Tensor:
+    def convert(self, log_mel: torch.Tensor, direction: str = "a2b",
+                f0: torch.Tensor | None = None, key: float = 0.0) -> torch.Tensor:
         """log_mel: (B, n_mels, T) of the source singer -> (B, n_mels, T) as the target singer.
 
+        f0: (B, T) Hz of the source, needed by a model that converts spectral envelopes; key:
+        semitones the output's harmonics move by (such a model's mel follows the key; any other
+        model's mel keeps its pitch and leaves the key to an F0-driven vocoder).
         Any T: the input is padded by reflection to a multiple of 4 frames and trimmed back.
         """
         source, target, generator = {"a2b": ("a", "b", self.g_ab),
                                      "b2a": ("b", "a", self.g_ba)}[direction]
+        device = next(generator.parameters()).device
+        log_mel = log_mel.to(device)
+        # Each frame keeps the source frame's energy (log-sum over the mel bins): the singer's
+        # dynamics stay the source's, and the conversion changes the spectral shape only.
+        energy = torch.logsumexp(log_mel, dim=1, keepdim=True)
+        harmonics = 0.0
+        if self.spectral_envelope:
+            envelope = self.envelopes_of(log_mel, f0)
+            harmonics = shift_harmonics(log_mel - envelope, key, self.feature_config)
+            log_mel = envelope
         frames = log_mel.shape[-1]
         pad = -frames % 4
-        x = self.normalise(log_mel.to(next(generator.parameters()).device), source)
-        x = x.clamp(max=self.MAX_Z)
+        x = self.normalise(log_mel, source).clamp(max=self.MAX_Z)
         if pad:
             x = nn.functional.pad(x, (0, pad), mode="reflect" if frames > pad else "replicate")
         converted = self.denormalise(generator(x).clamp(max=self.MAX_Z), target)[..., :frames]
-        # Each frame keeps the source frame's energy (log-sum over the mel bins): the singer's
-        # dynamics stay the source's, and the conversion changes the spectral shape only.
-        energy = torch.logsumexp(log_mel.to(converted.device), dim=1, keepdim=True)
+        converted = converted + harmonics
         return converted + energy - torch.logsumexp(converted, dim=1, keepdim=True)
+
+    def envelopes_of(self, log_mel: torch.Tensor, f0: torch.Tensor | None) -> torch.Tensor:
+        if f0 is None:
+            raise VoiceconvError("this model converts spectral envelopes: it needs the "
+                                 "source F0 with the mel")
+        if self._envelope is None:
+            self._envelope = SpectralEnvelope(self.feature_config)
+        return torch.stack([torch.from_numpy(self._envelope.log_mel(m, f.cpu().numpy()))
+                            for m, f in zip(log_mel, f0, strict=True)]).to(log_mel.device)
 
 
 class SingerPair(PairConversion, nn.Module):
     def __init__(self, generator: GeneratorConfig, feature_config: FeatureConfig,
-                 singer_stats: dict[str, Any]) -> None:
+                 singer_stats: dict[str, Any], spectral_envelope: bool = False) -> None:
         super().__init__()
         self.g_ab, self.g_ba = Generator(generator), Generator(generator)
         self.feature_config = feature_config
         self.singer_stats = singer_stats
+        self.spectral_envelope = spectral_envelope
 
     @classmethod
     def from_checkpoint(cls, path: str, map_location: str | torch.device = "cpu") -> SingerPair:

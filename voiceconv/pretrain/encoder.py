@@ -51,15 +51,16 @@ class EncoderPretraining(ExactResume, L.LightningModule):
         singer_adversarial: weight of the reversed singer-classification loss on the encoding
             (0: plain masked reconstruction); needs pool data (`SingerPoolData`).
         seed: seeds the weights and the masking RNG (data has its own seed).
-        feature_config, n_singers: the data's, linked from the data module by
-            `voiceconv fit` and kept in the checkpoint; a pair must match the features.
+        feature_config, n_singers, spectral_envelope: the data's, linked from the data module
+            by `voiceconv pretrain` and kept in the checkpoint; a pair must match the features
+            and whether they are envelopes.
     """
 
     def __init__(self, generator: GeneratorConfig = SMALL, max_masked_frames: int = 16,
                  mask_spans: int = 3, masked_weight: float = 1.0, lr: float = 5e-4,
                  beta1: float = 0.9, beta2: float = 0.999, singer_adversarial: float = 0.0,
                  seed: int = 0, feature_config: FeatureConfig | None = None,
-                 n_singers: int | None = None) -> None:
+                 n_singers: int | None = None, spectral_envelope: bool = False) -> None:
         super().__init__()
         if singer_adversarial > 0 and not n_singers:
             raise VoiceconvError("model singer_adversarial > 0 needs singer-labelled pool "

@@ -17,6 +17,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import Dataset
 
 from data_prep import prepared
+from voiceconv.core.envelope import SpectralEnvelope
 from voiceconv.core.errors import VoiceconvError
 from voiceconv.core.features import FeatureConfig
 from voiceconv.training.crops import (
@@ -93,13 +94,15 @@ class SingerPoolData(CropData):
             held out for validation.
         min_segments: singers with fewer usable segments (at least `crop_frames` long) are
             skipped, and named in the log.
+        spectral_envelope: pretrain on the spectral envelopes of the mels, for pairs that
+            convert envelopes (`voiceconv.fit.data.SingerPairData`).
         seed: the data seed; batch k is a function of (seed, k, rank) only.
     """
 
     def __init__(self, prep_dirs: list[str], crop_frames: int = 64, batch_size: int = 8,
                  exclude: list[str] | None = None, val_segments: int = 1,
                  val_max_frames: int = 512, min_segments: int = 1, num_workers: int = 0,
-                 seed: int = 0) -> None:
+                 spectral_envelope: bool = False, seed: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
 
@@ -119,6 +122,10 @@ class SingerPoolData(CropData):
         return self.split[0]
 
     @property
+    def spectral_envelope(self) -> bool:
+        return self.hparams.spectral_envelope
+
+    @property
     def n_singers(self) -> int:
         return len(self.singers)
 
@@ -129,11 +136,12 @@ class SingerPoolData(CropData):
         require_crop_frames(hp.crop_frames)
         self.feature_config  # noqa: B018 - checks the folders and their feature configs first
         excluded = [re.compile(p) for p in hp.exclude or []]
+        envelope = SpectralEnvelope(self.feature_config) if hp.spectral_envelope else None
         train, held, skipped = [], [], []
         for prep_dir in map(Path, hp.prep_dirs):
             names = sorted({r["singer"] for r in prepared.read_manifest(prep_dir)})
             for name in names:
-                singer = load_singer(prep_dir, name)
+                singer = load_singer(prep_dir, name, envelope=envelope)
                 singer.name = f"{prep_dir}:{name}"
                 singer.segments = [s for s in singer.segments
                                    if not any(p.search(s.source) for p in excluded)]

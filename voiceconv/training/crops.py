@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
 from data_prep.prepared import load_features, load_stats, read_manifest
+from voiceconv.core.envelope import SpectralEnvelope
 from voiceconv.core.errors import VoiceconvError
 
 
@@ -45,18 +46,33 @@ class SingerData:
         return (mel - mean) / std
 
 
-def load_singer(prep_dir: Path, singer: str, stats: dict[str, Any] | None = None) -> SingerData:
-    """All segments of `singer` in a prep output, normalised with `stats` (default: its own)."""
+def load_singer(prep_dir: Path, singer: str, stats: dict[str, Any] | None = None,
+                envelope: SpectralEnvelope | None = None) -> SingerData:
+    """All segments of `singer` in a prep output, normalised with `stats` (default: its own).
+
+    With `envelope`, each mel is replaced by its spectral envelope (the timbre without the
+    pitch), and its own statistics are those of the envelopes (`mel_mean`, `mel_std`; the
+    rest, such as the F0 percentiles, from the prep output).
+    """
     manifest = read_manifest(prep_dir)
-    rows = [r for r in manifest if r["singer"] == singer]
+    rows = sorted((r for r in manifest if r["singer"] == singer), key=lambda r: r["id"])
     if not rows:
         singers = sorted({r["singer"] for r in manifest})
         raise VoiceconvError(f"no segments of singer {singer!r} in {prep_dir} "
                              f"(singers there: {', '.join(singers) or 'none'})")
-    stats = stats or load_stats(prep_dir)[singer]
+    mels = []
+    for row in rows:
+        features = load_features(prep_dir / row["features"])
+        mels.append(features["mel"] if envelope is None
+                    else envelope.log_mel(features["mel"], features["f0"]))
+    if stats is None:
+        stats = load_stats(prep_dir)[singer]
+        if envelope is not None:
+            frames = np.concatenate(mels, axis=1).astype(np.float64)
+            stats = {**stats, "mel_mean": frames.mean(1).tolist(),
+                     "mel_std": np.maximum(frames.std(1), 1e-6).tolist()}
     data = SingerData(singer, stats, [])
-    for row in sorted(rows, key=lambda r: r["id"]):
-        mel = load_features(prep_dir / row["features"])["mel"]
+    for row, mel in zip(rows, mels, strict=True):
         data.segments.append(Segment(row["id"], row["source"], row["start"], row["end"],
                                      data.normalise(mel).astype(np.float32),
                                      prep_dir / row["features"]))

@@ -105,7 +105,7 @@ class VoiceconvCLI(LightningCLI):
 
 
 # Data module attributes a model may take as constructor arguments (see `link_arguments`).
-DATA_FACTS = ("feature_config", "singer_stats", "neighbour_k", "n_singers")
+DATA_FACTS = ("feature_config", "singer_stats", "neighbour_k", "n_singers", "spectral_envelope")
 
 
 def _data_fact(name: str, data: L.LightningDataModule) -> Any:

@@ -46,7 +46,7 @@ def main() -> None:
         mel, f0 = torch.from_numpy(feats.mel)[None], torch.from_numpy(feats.f0)[None]
         # Both voices sing in the same octave: the converted voice sings the source F0.
         renders = {"vocoded": vocoder.render(mel, f0),
-                   "converted": vocoder.render(model.convert(mel, "a2b"), f0)}
+                   "converted": vocoder.render(model.convert(mel, "a2b", f0), f0)}
         for kind, rendered in renders.items():
             write_audio(out / kind / "audio" / path.name, rendered[0].numpy(),
                         config.sample_rate, subtype="PCM_16")

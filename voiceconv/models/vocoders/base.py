@@ -10,18 +10,9 @@ from __future__ import annotations
 import itertools
 
 import torch
-import torchaudio
 
 from voiceconv.core.features import F0_FIELDS, FeatureConfig
 from voiceconv.core.threads import in_order
-
-
-def mel_pseudo_inverse(config: FeatureConfig) -> torch.Tensor:
-    """(n_fft // 2 + 1, n_mels): maps a mel magnitude back to the least-squares linear one."""
-    fbank = torchaudio.functional.melscale_fbanks(
-        config.n_fft // 2 + 1, config.fmin, config.fmax, config.n_mels, config.sample_rate,
-        norm="slaney", mel_scale="slaney")  # (n_freqs, n_mels), as in LogMelSpectrogram
-    return torch.linalg.pinv(fbank.T)
 
 
 class Vocoder(torch.nn.Module):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 import torchaudio
 
+from voiceconv.core.envelope import mel_pseudo_inverse
 from voiceconv.core.features import FeatureConfig
-from voiceconv.models.vocoders.base import Vocoder, mel_pseudo_inverse
+from voiceconv.models.vocoders.base import Vocoder
 
 
 class GriffinLim(Vocoder):
