@@ -224,8 +224,8 @@ def test_training_learns_to_move_both_ways_toward_the_target_and_to_discriminate
     training frames (L1 at most 85 % of the identity's; measured 80 % both ways) and on a
     held-out segment (below the identity's; measured 99 %: 120 steps on 20 s per singer
     generalise little), and the discriminators separate real from converted crops (their
-    loss falls below the 0.5 of a constant guess). (The cycle A->B->A, perfect at the identity, gets worse as
-    the generators leave it, so it is no measure of learning here.)"""
+    loss falls below the 0.5 of a constant guess). (The cycle A->B->A, perfect at the
+    identity, gets worse as the generators leave it, so it is no measure of learning here.)"""
     assert fit("--config", SMALL, "--config", fit_config, "--experiment", "learn",
                "--trainer.max_steps", "120", "--trainer.val_check_interval", "60",
                "--data.init_args.batch_size", "4", "--preview_every_n_steps", "0",
