@@ -8,10 +8,11 @@ once in threads add up their threads' time), and the wall-clock whole as x real 
 row (harvest + world, the defaults for a harvest-prepped model) is the baseline.
 
 The generator has the `small` config; its weights are untrained unless --model is given (speed
-does not depend on them).
+does not depend on them). `--spectral-envelope` times an untrained model that converts spectral
+envelopes (the recipes' setting: the envelope of each chunk is computed before the generator).
 
-Usage: python benchmarks/convert.py [--model CKPT] [--seconds 180] [--repeats 3]
-                                    [--device auto|cpu|cuda] [--vocoders world ...]
+Usage: python benchmarks/convert.py [--model CKPT | --spectral-envelope] [--seconds 180]
+                                    [--repeats 3] [--device auto|cpu|cuda] [--vocoders world ...]
 """
 
 from __future__ import annotations
@@ -41,15 +42,16 @@ RUNS = [("harvest", "world"), ("dio", "world"), ("dio", "griffin-lim"),
         ("dio", "hifigan-universal")]
 
 
-def untrained_pair(config: FeatureConfig) -> SingerPair:
+def untrained_pair(config: FeatureConfig, spectral_envelope: bool) -> SingerPair:
     stats = {"mel_mean": [0.0] * config.n_mels, "mel_std": [1.0] * config.n_mels,
              "f0_percentiles_hz": {"p5": 150.0, "p50": 250.0, "p95": 500.0}}
-    return SingerPair(SMALL, config.to_dict(), {"a": stats, "b": stats})
+    return SingerPair(SMALL, config, {"a": stats, "b": stats}, spectral_envelope)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path)
+    parser.add_argument("--spectral-envelope", action="store_true")
     parser.add_argument("--seconds", type=float, default=180.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -59,13 +61,14 @@ def main() -> None:
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
         else args.device
     pair = SingerPair.from_checkpoint(str(args.model)) if args.model else \
-        untrained_pair(FeatureConfig())
+        untrained_pair(FeatureConfig(), args.spectral_envelope)
     work = Path(tempfile.mkdtemp(prefix="convert-bench-"))
     x, rate = sf.read(SONG, dtype="float32")
     n = int(args.seconds * rate)
     stem = work / "stem.flac"
     sf.write(stem, np.tile(x, n // x.shape[0] + 1)[:n], rate, subtype="PCM_16")
-    print(f"{machine()}; device {device}")
+    print(f"{machine()}; device {device}; "
+          f"{'spectral envelopes' if pair.spectral_envelope else 'whole mels'}")
     print(f"{args.seconds:.0f} s stem at {rate} Hz, median of {args.repeats} runs; seconds per "
           f"stage, summed over the {torch.get_num_threads()} threads that work on chunks at "
           "once (so they can add up to more than the wall-clock total)")
