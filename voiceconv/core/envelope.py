@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torchaudio
 
-from voiceconv.core.features import FeatureConfig
+from voiceconv.core.features import FeatureConfig, LogMelSpectrogram
 
 # Candidate harmonic spacings (Hz) of a mel, 1/32 octave apart, and the harmonics that score
 # one: the first six, within the mel's band.
@@ -34,10 +33,8 @@ UNVOICED_SPACING_HZ = 200.0  # smoothing width of unvoiced frames
 
 
 def mel_filterbank(config: FeatureConfig) -> torch.Tensor:
-    """(n_fft // 2 + 1, n_mels), exactly the filterbank of `LogMelSpectrogram`."""
-    return torchaudio.functional.melscale_fbanks(
-        config.n_fft // 2 + 1, config.fmin, config.fmax, config.n_mels, config.sample_rate,
-        norm="slaney", mel_scale="slaney")
+    """(n_fft // 2 + 1, n_mels): the filterbank of `LogMelSpectrogram`, taken from it."""
+    return LogMelSpectrogram(config).mel.mel_scale.fb
 
 
 def mel_pseudo_inverse(config: FeatureConfig) -> torch.Tensor:
@@ -117,17 +114,14 @@ class SpectralEnvelope:
 
 def shift_harmonics(fine: torch.Tensor, semitones: float, config: FeatureConfig) -> torch.Tensor:
     """A log-mel's harmonic structure (..., n_mels, T) moved up by `semitones` along frequency:
-    what the mel bin at f held, the bin at f * 2^(semitones / 12) holds now. Bins below the
-    lowest source frequency keep their value, as do those that would read above fmax."""
+    what the mel bin at f held, the bin at f * 2^(semitones / 12) holds now. A bin that would
+    read below the lowest or above the highest mel bin reads that edge bin."""
     if semitones == 0:
         return fine
-    centres = torch.from_numpy(_mel_centres_hz(config)).to(fine.dtype)
-    index = torch.arange(len(centres), dtype=fine.dtype)
-    source = np.interp((centres / 2 ** (semitones / 12)).numpy(), centres.numpy(),
-                       index.numpy())
-    position = torch.from_numpy(source).to(fine.device, fine.dtype)
-    lo = position.floor().long().clamp(max=len(centres) - 2)
-    w = (position - lo)[:, None]
+    centres = _mel_centres_hz(config)
+    position = np.interp(centres / 2 ** (semitones / 12), centres, np.arange(len(centres)))
+    lo = np.minimum(np.floor(position).astype(int), len(centres) - 2)
+    w = torch.from_numpy(position - lo).to(fine.device, fine.dtype)[:, None]
     return fine[..., lo, :] * (1 - w) + fine[..., lo + 1, :] * w
 
 
