@@ -155,20 +155,20 @@ fi
 
 if stage_enabled 5; then
     log "stage 5: convert the held-out songs with ${vocoder_choice}"
+    kinds=("")  # "": the conversions; "_copy": the songs themselves through the vocoder
+    [ "${copy_synthesis}" = true ] && kinds+=(_copy)
     for direction in a2b b2a; do
         singer=${singer_a}
         [ "${direction}" = b2a ] && singer=${singer_b}
-        # shellcheck disable=SC2046 # one argument per held-out song
-        run voiceconv convert $("${common}/local/held_out.sh" data/test "${singer}") \
-            --model "${exp_dir}/checkpoints/last.ckpt" --direction "${direction}" \
-            --vocoder "${vocoder_choice}" --key "${key}" --out "${exp_dir}/converted/${direction}"
-        if [ "${copy_synthesis}" = true ]; then
-            # shellcheck disable=SC2046
+        for kind in "${kinds[@]}"; do
+            how=(--key "${key}")
+            [ -n "${kind}" ] && how=(--copy-synthesis)
+            # shellcheck disable=SC2046 # one argument per held-out song
             run voiceconv convert $("${common}/local/held_out.sh" data/test "${singer}") \
                 --model "${exp_dir}/checkpoints/last.ckpt" --direction "${direction}" \
-                --vocoder "${vocoder_choice}" --copy-synthesis \
-                --out "${exp_dir}/converted/${direction}_copy"
-        fi
+                --vocoder "${vocoder_choice}" "${how[@]}" \
+                --out "${exp_dir}/converted/${direction}${kind}"
+        done
     done
 fi
 
@@ -177,24 +177,19 @@ if stage_enabled 6; then
         source_singer=${singer_a} target_singer=${singer_b}
         [ "${direction}" = b2a ] && source_singer=${singer_b} target_singer=${singer_a}
         log "stage 6: eval ${direction} (${source_singer} -> ${target_singer})"
+        dirs=${exp_dir}/eval/${direction}
         run "${common}/local/eval_dirs.sh" data/test "${source_singer}" "${target_singer}" \
-            "${exp_dir}/eval/${direction}" data/train
-        transposed=()
-        [ "${key}" != 0 ] && transposed=(--transposed)
-        run voiceconv eval --converted "${exp_dir}/converted/${direction}" \
-            --source "${exp_dir}/eval/${direction}/source" \
-            --reference "${exp_dir}/eval/${direction}/reference" \
-            --target-voice "${exp_dir}/eval/${direction}/target_voice" \
-            --source-voice "${exp_dir}/eval/${direction}/source_voice" \
-            --mode nonparallel "${transposed[@]}" --out "${exp_dir}/eval/${direction}"
-        if [ -d "${exp_dir}/converted/${direction}_copy" ]; then
-            run voiceconv eval --converted "${exp_dir}/converted/${direction}_copy" \
-                --source "${exp_dir}/eval/${direction}/source" \
-                --reference "${exp_dir}/eval/${direction}/reference" \
-                --target-voice "${exp_dir}/eval/${direction}/target_voice" \
-                --source-voice "${exp_dir}/eval/${direction}/source_voice" \
-                --mode nonparallel --out "${exp_dir}/eval/${direction}_copy"
-        fi
+            "${dirs}" data/train
+        for kind in "" _copy; do
+            # The copy synthesis is evaluated where stage 5 made one; it is at key 0.
+            [ -n "${kind}" ] && [ ! -d "${exp_dir}/converted/${direction}${kind}" ] && continue
+            transposed=()
+            [ "${key}" != 0 ] && [ -z "${kind}" ] && transposed=(--transposed)
+            run voiceconv eval --converted "${exp_dir}/converted/${direction}${kind}" \
+                --source "${dirs}/source" --reference "${dirs}/reference" \
+                --target-voice "${dirs}/target_voice" --source-voice "${dirs}/source_voice" \
+                --mode nonparallel "${transposed[@]}" --out "${dirs}${kind}"
+        done
     done
     where=$(cd "${exp_dir}" && pwd)
     log "converted songs: ${where}/converted/{a2b,b2a}/"
