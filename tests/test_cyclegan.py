@@ -216,6 +216,17 @@ def test_resuming_against_other_features_is_refused(fit_config, capsys):
     assert len(err) == 1 and "n_fft: checkpoint 2048 vs data 1024" in err[0]
 
 
+def test_resuming_with_other_discriminators_is_one_clear_line(fit_config, capsys):
+    args = ["--config", SMALL, "--config", fit_config, "--experiment", "old-discriminators",
+            "--preview_every_n_steps", "0", "--ckpt_path", "last"]
+    assert fit(*args, "--trainer.max_steps", "1") == 0
+    capsys.readouterr()
+    assert fit(*args, "--trainer.max_steps", "2",
+               "--model.init_args.discriminator.last_kernel", "[5, 5]") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "last_kernel '[1, 5]'" in err[0]
+
+
 def test_training_learns_to_move_both_ways_toward_the_target_and_to_discriminate(
         fit_config, prepared):
     """Short CPU training of a pair that converts spectral envelopes (the recipes' setting)

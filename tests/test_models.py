@@ -15,6 +15,7 @@ from voiceconv.core.features import FeatureConfig, LogMelSpectrogram
 from voiceconv.fit import losses
 from voiceconv.models import Generator, PatchDiscriminator, fif_mask
 from voiceconv.models.generator import PAPER, SMALL
+from voiceconv.models.layers import SingleOutputConv2d, glu
 
 CROP = 64  # frames, about 0.74 s
 
@@ -127,3 +128,24 @@ def test_cycle_and_identity_losses_are_zero_only_for_equal_inputs(mel_crops):
     x = mel_crops[:2]
     assert losses.cycle_consistency(x, x) == 0 and losses.identity_mapping(x, x) == 0
     assert losses.cycle_consistency(x, x + 0.1).item() == pytest.approx(0.1, rel=1e-5)
+
+
+def test_the_faster_layers_give_the_plain_layers_numbers(mel_crops):
+    """SingleOutputConv2d's own weight gradient and the written-out GLU, on channels-last
+    activations as the generator runs them, against nn.Conv2d and nn.functional.glu."""
+    torch.manual_seed(0)
+    x = torch.randn(6, 16, 80, 64).contiguous(memory_format=torch.channels_last)
+    fast = SingleOutputConv2d(16, (5, 15))
+    plain = torch.nn.Conv2d(16, 1, (5, 15), padding=(2, 7))
+    plain.load_state_dict(fast.state_dict())
+    grad = mel_crops[:6, None]
+    outputs = []
+    for conv in (fast, plain):
+        x_ = x.clone().requires_grad_()
+        y = conv(x_)
+        outputs.append([y, *torch.autograd.grad(y, (x_, conv.weight, conv.bias), grad)])
+    for got, want in zip(*outputs, strict=True):
+        assert torch.allclose(got, want, rtol=1e-4, atol=1e-4 * want.abs().max().item())
+    x_ = x[:, :8].clone().requires_grad_()
+    y = glu(x_)
+    assert torch.equal(y, torch.nn.functional.glu(x_, dim=1))

@@ -39,6 +39,9 @@ from voiceconv.training.resume import ExactResume, plain_hparams
 class DiscriminatorConfig:
     channels: int = 128
     downsamples: int = 3
+    # (frequency, time) kernel of the last gated block. Checkpoints saved before it was
+    # configurable have (5, 5) there: give that to resume training one.
+    last_kernel: tuple[int, int] = (1, 5)
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,16 @@ class CycleGANVC(PairConversion, ExactResume, L.LightningModule):
     def own_rngs(self) -> dict[str, torch.Generator]:
         return {"mask": self.mask_rng}
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        last = f"d_a.net.{len(self.d_a.net) - 2}.conv.weight"
+        saved = checkpoint.get("state_dict", {}).get(last)
+        if saved is not None and saved.shape != self.d_a.net[-2].conv.weight.shape:
+            raise VoiceconvError(
+                f"the checkpoint's discriminators end in a {tuple(saved.shape[2:])} block, this "
+                f"model's in {tuple(self.d_a.net[-2].conv.weight.shape[2:])}: resume it with "
+                f"--model.init_args.discriminator.last_kernel '{list(saved.shape[2:])}'")
+        super().on_load_checkpoint(checkpoint)
+
     def on_fit_start(self) -> None:
         # Here rather than in setup: only now does the trainer know whether it resumes from a
         # checkpoint (whose weights, restored already, must stay).
@@ -201,20 +214,24 @@ class CycleGANVC(PairConversion, ExactResume, L.LightningModule):
         mask_a = fif_mask(n, frames, self.hparams.max_masked_frames, self.mask_rng, self.device)
         mask_b = fif_mask(n, frames, self.hparams.max_masked_frames, self.mask_rng, self.device)
 
-        fake_b = self.g_ab(real_a, mask_a)
-        cycle_a = self.g_ba(fake_b)
-        fake_a = self.g_ba(real_b, mask_b)
-        cycle_b = self.g_ab(fake_a)
+        # Each network runs once per pass on every input that does not wait for another's
+        # output: instance norm is per item, so a stacked batch gives each input what it
+        # would get alone, and one call of a larger batch costs less than several small ones.
+        identity_weight = self.identity_weight(self.global_step)
+        identity = identity_weight > 0
+        ones = torch.ones_like(mask_a)
+        fake_b, *identity_b = _stacked(self.g_ab, (real_a, mask_a), *[(real_b, ones)] * identity)
+        cycle_a, fake_a, *identity_a = _stacked(self.g_ba, (fake_b, ones), (real_b, mask_b),
+                                                *[(real_a, ones)] * identity)
+        cycle_b = self.g_ab(fake_a, ones)
 
         # Discriminators first, on detached generator outputs.
         with self.toggled_optimizer(opt_d):
-            d = {"d_a": losses.lsgan_discriminator(self.d_a(real_a), self.d_a(fake_a.detach())),
-                 "d_b": losses.lsgan_discriminator(self.d_b(real_b), self.d_b(fake_b.detach()))}
+            pairs = {"d_a": (self.d_a, real_a, fake_a), "d_b": (self.d_b, real_b, fake_b)}
             if w.two_step_adversarial > 0:
-                d["d2_a"] = losses.lsgan_discriminator(self.d2_a(real_a),
-                                                       self.d2_a(cycle_a.detach()))
-                d["d2_b"] = losses.lsgan_discriminator(self.d2_b(real_b),
-                                                       self.d2_b(cycle_b.detach()))
+                pairs.update(d2_a=(self.d2_a, real_a, cycle_a), d2_b=(self.d2_b, real_b, cycle_b))
+            d = {name: losses.lsgan_discriminator(*_stacked(net, (real,), (fake.detach(),)))
+                 for name, (net, real, fake) in pairs.items()}
             d_loss = sum(parts["total"] for parts in d.values())
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(d_loss)
@@ -234,10 +251,9 @@ class CycleGANVC(PairConversion, ExactResume, L.LightningModule):
             if w.two_step_adversarial > 0:
                 g["g_two_step_adversarial"] = (losses.lsgan_generator(self.d2_a(cycle_a))
                                                + losses.lsgan_generator(self.d2_b(cycle_b)))
-            identity_weight = self.identity_weight(self.global_step)
-            if identity_weight > 0:
-                g["g_identity"] = (losses.identity_mapping(real_b, self.g_ab(real_b))
-                                   + losses.identity_mapping(real_a, self.g_ba(real_a)))
+            if identity:
+                g["g_identity"] = (losses.identity_mapping(real_b, identity_b[0])
+                                   + losses.identity_mapping(real_a, identity_a[0]))
             if w.neighbour > 0:
                 g["g_neighbour"] = (losses.neighbour_target(fake_b, batch["nn_b"])
                                     + losses.neighbour_target(fake_a, batch["nn_a"]))
@@ -312,6 +328,13 @@ class CycleGANVC(PairConversion, ExactResume, L.LightningModule):
             logs["val/mcd_parallel"] = torch.cat(val["mcd_parallel"]).mean()
             logs["val/mcd_parallel_source"] = torch.cat(val["mcd_parallel_source"]).mean()
         self.log_dict(logs, prog_bar=True, sync_dist=True)
+
+
+def _stacked(net: nn.Module, *inputs: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
+    """[net(*args) for args in inputs] in one call of `net` on the inputs stacked along the
+    batch (all of one batch size)."""
+    outputs = net(*(torch.cat(parts) for parts in zip(*inputs, strict=True)))
+    return list(outputs.chunk(len(inputs)))
 
 
 def _envelope_mcd(c1: torch.Tensor, c2: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,13 @@ import torch
 from torch import nn
 
 
+def glu(x: torch.Tensor) -> torch.Tensor:
+    """nn.functional.glu(x, dim=1), written out: on channels-last tensors its backward is
+    about 2.5x faster than glu's own."""
+    value, gate = x.chunk(2, dim=1)
+    return value * torch.sigmoid(gate)
+
+
 class GatedConv2d(nn.Module):
     """conv -> instance norm -> GLU. x: (B, C_in, F, T) -> (B, C_out, F', T')."""
 
@@ -18,7 +25,7 @@ class GatedConv2d(nn.Module):
         self.norm = nn.InstanceNorm2d(2 * c_out, affine=True) if norm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.glu(self.norm(self.conv(x)), dim=1)
+        return glu(self.norm(self.conv(x)))
 
 
 class GatedUpsample2d(nn.Module):
@@ -31,7 +38,7 @@ class GatedUpsample2d(nn.Module):
         self.norm = nn.InstanceNorm2d(2 * c_out, affine=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.glu(self.norm(self.shuffle(self.conv(x))), dim=1)
+        return glu(self.norm(self.shuffle(self.conv(x))))
 
 
 class GatedResidualBlock1d(nn.Module):
@@ -46,3 +53,41 @@ class GatedResidualBlock1d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.out(nn.functional.glu(self.gate(x), dim=1))
+
+
+class SingleOutputConv2d(nn.Conv2d):
+    """nn.Conv2d(c_in, 1, kernel, padding=kernel // 2), the same numbers with a weight gradient
+    that oneDNN computes about 4x faster on CPU: as a convolution of the input (batch and
+    channels swapped) with the output gradient as its kernel. oneDNN's own backward for one
+    output channel and a wide kernel was the single most expensive kernel of a training step.
+    """
+
+    def __init__(self, c_in: int, kernel: tuple[int, int]) -> None:
+        super().__init__(c_in, 1, kernel, padding=(kernel[0] // 2, kernel[1] // 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _SingleOutputConv.apply(x, self.weight, self.bias, self.padding)
+
+
+class _SingleOutputConv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, padding):
+        ctx.save_for_backward(x, weight)
+        ctx.padding = padding
+        return nn.functional.conv2d(x, weight, bias, padding=padding)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        (ph, pw), grad_x = ctx.padding, None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.ops.aten.convolution_backward(
+                grad, x, weight, None, [1, 1], [ph, pw], [1, 1], False, [0, 0], 1,
+                [True, False, False])[0]
+        # dW[0, c, i, j] = sum over b, h, t of grad[b, 0, h, t] * x_padded[b, c, h + i, t + j],
+        # in groups of 4 items (the time per item grows past that).
+        padded = nn.functional.pad(x, (pw, pw, ph, ph))
+        grad_w = sum(nn.functional.conv2d(padded[i: i + 4].transpose(0, 1),
+                                          grad[i: i + 4].transpose(0, 1))
+                     for i in range(0, len(x), 4)).transpose(0, 1)
+        return grad_x, grad_w, grad.sum((0, 2, 3)), None
