@@ -1,13 +1,22 @@
-"""Training throughput of the CycleGAN-VC configs: samples/s and frames/s of full training
-steps (D update, then G update, every loss term), median of repeats.
+"""Training throughput of the CycleGAN-VC configs, side by side with earlier voiceconv commits
+and with the reference MaskCycleGAN-VC implementation at the same size, in one run.
 
-"loader on": batches come from the real SingerPairData loader over a prep output (random
-crops, normalisation); "loader off": one pre-made batch is reused, so the figure is the model
-alone. On a GPU, bf16 autocast and channels-last are measured too (and torch.compile with
---compile).
+Each row is a median over repeats of full training steps (D update, G update, every loss
+term) on one batch held in memory (the data loader costs nothing measurable: crops are cut
+from features already in memory). A step holds crops of both singers, so samples/s counts
+2 x batch per step.
 
-Usage: python benchmarks/train_step.py [--prep DIR --singers A B] [--steps 10] [--repeats 3]
-       [--configs small paper] [--batch-size 8] [--crop-frames 64] [--compile]
+- voiceconv rows: this checkout, and each `--compare-to` commit (checked out in a temporary
+  git worktree and timed in a child process that imports that commit's code).
+- reference row (`paper` config): GANtastic3/MaskCycleGAN-VC's `model.py`, loaded from
+  ../shared/reference/ (never imported by the package), stepped through the sequence of its
+  `train.py` (G update with all four discriminators, then D update that runs the generators
+  again), at batch 1 as it trains.
+
+On a GPU, bf16 autocast is measured too (and torch.compile with --compile).
+
+Usage: python benchmarks/train_step.py [--compare-to COMMIT ...] [--configs small paper]
+       [--batch-size 4] [--paper-batch-size 1] [--steps 10] [--repeats 3] [--prep DIR]
 Without --prep, a prep output of the bundled demo excerpts is made in a temporary folder.
 """
 
@@ -16,35 +25,34 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import importlib.util
+import json
 import logging
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
-import lightning as L
-import torch
-import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import machine  # noqa: E402
-from voiceconv.fit.cyclegan import (  # noqa: E402
-    CycleGANVC,
-    DiscriminatorConfig,
-    LossWeights,
-    OptimizerConfig,
-)
-from voiceconv.fit.data import SingerPairData  # noqa: E402
-from voiceconv.models import GeneratorConfig  # noqa: E402
-
 REPO = Path(__file__).resolve().parents[1]
-CONF = REPO / "recipes" / "common" / "conf"
+REFERENCE = REPO.parent / "shared" / "reference" / "maskcyclegan_vc" / "model.py"
 
 
-def model_from_config(name: str) -> CycleGANVC:
-    args = yaml.safe_load((CONF / f"cyclegan_{name}.yaml").read_text())["model"]["init_args"]
+def model_from_config(name: str, code_root: Path):
+    import yaml
+
+    from voiceconv.fit.cyclegan import (
+        CycleGANVC,
+        DiscriminatorConfig,
+        LossWeights,
+        OptimizerConfig,
+    )
+    from voiceconv.models import GeneratorConfig
+
+    conf = code_root / "recipes" / "common" / "conf" / f"cyclegan_{name}.yaml"
+    args = yaml.safe_load(conf.read_text())["model"]["init_args"]
     return CycleGANVC(generator=GeneratorConfig(**args["generator"]),
                       discriminator=DiscriminatorConfig(**args["discriminator"]),
                       loss=LossWeights(**args["loss"]),
@@ -52,45 +60,44 @@ def model_from_config(name: str) -> CycleGANVC:
                       max_masked_frames=args["max_masked_frames"])
 
 
-class Timer(L.Callback):
-    def __init__(self) -> None:
-        self.times: list[float] = []
+def voiceconv_step_seconds(name: str, prep: Path, singers: list[str], batch: int, crop: int,
+                           steps: int, precision: str, compile_model: bool,
+                           code_root: Path) -> float:
+    """Median seconds per training step of the `name` config, as Lightning runs it."""
+    import lightning as L
+    import torch
 
-    def on_train_batch_start(self, *args) -> None:
-        self._start = time.perf_counter()
+    from voiceconv.fit.data import SingerPairData
 
-    def on_train_batch_end(self, trainer, *args) -> None:
-        if trainer.strategy.root_device.type == "cuda":
-            torch.cuda.synchronize()
-        self.times.append(time.perf_counter() - self._start)
+    data = SingerPairData(str(prep), *singers, crop, batch, num_workers=0, val_segments=1,
+                          neighbour_k=16)
+    data.setup("fit")
+    fixed = data.train_set.batch(0)
 
+    class OneBatch(L.LightningDataModule):
+        feature_config, singer_stats, val_set = data.feature_config, data.singer_stats, None
 
-class FixedBatch(L.LightningDataModule):
-    """The loader-off case: the same batch every step, already in memory."""
+        def train_dataloader(self):
+            class Repeat(torch.utils.data.IterableDataset):
+                def __iter__(self):
+                    while True:
+                        yield fixed
 
-    def __init__(self, data: SingerPairData) -> None:
-        super().__init__()
-        data.setup("fit")
-        self.data, self.feature_config = data, data.feature_config
-        self.singer_stats, self.val_set = data.singer_stats, data.val_set
-        self.batch = data.train_set.batch(0)
+            return torch.utils.data.DataLoader(Repeat(), batch_size=None)
 
-    def train_dataloader(self):
-        batch = self.batch
+    class Timer(L.Callback):
+        def __init__(self) -> None:
+            self.times: list[float] = []
 
-        class Repeat(torch.utils.data.IterableDataset):
-            def __iter__(self):
-                while True:
-                    yield batch
+        def on_train_batch_start(self, *args) -> None:
+            self.start = time.perf_counter()
 
-        return torch.utils.data.DataLoader(Repeat(), batch_size=None)
+        def on_train_batch_end(self, trainer, *args) -> None:
+            if trainer.strategy.root_device.type == "cuda":
+                torch.cuda.synchronize()
+            self.times.append(time.perf_counter() - self.start)
 
-
-def time_steps(name: str, data: L.LightningDataModule, steps: int, precision: str,
-               channels_last: bool, compile_model: bool) -> list[float]:
-    model = model_from_config(name)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = model_from_config(name, code_root)
     if compile_model:
         for attr in ("g_ab", "g_ba"):
             setattr(model, attr, torch.compile(getattr(model, attr)))
@@ -100,64 +107,175 @@ def time_steps(name: str, data: L.LightningDataModule, steps: int, precision: st
                         enable_model_summary=False, limit_val_batches=0,
                         num_sanity_val_steps=0, callbacks=[timer], accelerator="auto",
                         devices=1)
-    trainer.fit(model, datamodule=data)
-    return timer.times[2:]  # the first steps warm up allocators and kernels
+    trainer.fit(model, datamodule=OneBatch())
+    # A finished Trainer and its model sit in reference cycles: without this, the paper
+    # config's 6 GB per run piled up until the OOM killer stopped the benchmark.
+    del trainer, model
+    gc.collect()
+    return statistics.median(timer.times[2:])  # the first steps warm up allocators and kernels
+
+
+def reference_step_seconds(batch: int, crop: int, steps: int) -> float:
+    """Median seconds per training step of the reference implementation (paper size)."""
+    import torch
+
+    spec = importlib.util.spec_from_file_location("maskcyclegan_vc_reference", REFERENCE)
+    ref = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ref)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(0)
+    g_ab, g_ba = ref.Generator().to(device), ref.Generator().to(device)
+    d_a, d_b, d2_a, d2_b = (ref.Discriminator().to(device) for _ in range(4))
+    opt_g = torch.optim.Adam([*g_ab.parameters(), *g_ba.parameters()], 2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam([p for d in (d_a, d_b, d2_a, d2_b) for p in d.parameters()], 1e-4,
+                             betas=(0.5, 0.999))
+    a, b = (torch.randn(batch, 80, crop, device=device) for _ in range(2))
+    mask_a, mask_b = (torch.ones_like(a) for _ in range(2))
+    mask_a[..., 10:30], mask_b[..., 20:40] = 0, 0
+    ones = torch.ones_like(a)
+
+    def mse_to(target, scores):
+        return torch.mean((target - scores) ** 2)
+
+    def step() -> None:
+        # Its G update: all six generator passes, the four discriminators on them, one backward
+        # (into the discriminators' weights too), then Adam on the generators.
+        fake_b, fake_a = g_ab(a, mask_a), g_ba(b, mask_b)
+        cycle_a, cycle_b = g_ba(fake_b, ones), g_ab(fake_a, ones)
+        identity_a, identity_b = g_ba(a, ones), g_ab(b, ones)
+        g_loss = (mse_to(1, d_b(fake_b)) + mse_to(1, d_a(fake_a)) + mse_to(1, d2_b(cycle_b))
+                  + mse_to(1, d2_a(cycle_a))
+                  + 10 * ((a - cycle_a).abs().mean() + (b - cycle_b).abs().mean())
+                  + 5 * ((a - identity_a).abs().mean() + (b - identity_b).abs().mean()))
+        opt_g.zero_grad()
+        opt_d.zero_grad()
+        g_loss.backward()
+        opt_g.step()
+        # Its D update: the generators run again, undetached, and the backward goes through
+        # them as well.
+        new_a, new_b = g_ba(b, mask_b), g_ab(a, mask_a)
+        again_b, again_a = g_ab(new_a, ones), g_ba(new_b, ones)
+        d_loss = ((mse_to(1, d_a(a)) + mse_to(0, d_a(new_a))) / 2
+                  + (mse_to(1, d_b(b)) + mse_to(0, d_b(new_b))) / 2) / 2 + (
+                 (mse_to(1, d2_a(a)) + mse_to(0, d2_a(again_a))) / 2
+                 + (mse_to(1, d2_b(b)) + mse_to(0, d2_b(again_b))) / 2) / 2
+        opt_g.zero_grad()
+        opt_d.zero_grad()
+        d_loss.backward()
+        opt_d.step()
+
+    times = []
+    for _ in range(steps + 2):
+        start = time.perf_counter()
+        step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[2:])
+
+
+def measure(args: argparse.Namespace, code_root: Path) -> list[dict]:
+    """Rows of {config, variant, batch, seconds} for the voiceconv code under `code_root`."""
+    import torch
+
+    variants = [("fp32", "32-true", False)]
+    if torch.cuda.is_available():
+        variants.append(("bf16", "bf16-mixed", False))
+        if args.compile:
+            variants.append(("bf16 + compile", "bf16-mixed", True))
+    rows = []
+    for name in args.configs:
+        batch = args.paper_batch_size if name == "paper" else args.batch_size
+        steps = args.paper_steps if name == "paper" else args.steps
+        for label, precision, compile_model in variants:
+            seconds = statistics.median(
+                voiceconv_step_seconds(name, args.prep, args.singers, batch, args.crop_frames,
+                                       steps, precision, compile_model, code_root)
+                for _ in range(args.repeats))
+            rows.append({"config": name, "variant": label, "batch": batch, "seconds": seconds})
+    return rows
+
+
+def other_commit(commit: str, args: argparse.Namespace) -> list[dict]:
+    """measure() at `commit`: its code, in a child process, from a temporary git worktree."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet",
+                        str(tree), commit], check=True)
+        try:
+            argv = [sys.executable, __file__, "--code-root", str(tree), "--json",
+                    "--prep", str(args.prep), "--singers", *args.singers,
+                    "--configs", *args.configs, "--steps", str(args.steps),
+                    "--paper-steps", str(args.paper_steps), "--repeats", str(args.repeats),
+                    "--batch-size", str(args.batch_size),
+                    "--paper-batch-size", str(args.paper_batch_size),
+                    "--crop-frames", str(args.crop_frames)]
+            out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)],
+                           check=False)
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main() -> None:
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore")
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--compare-to", nargs="*", default=[], metavar="COMMIT")
     parser.add_argument("--prep", type=Path)
     parser.add_argument("--singers", nargs=2, default=["nit_f001", "pjs"])
     parser.add_argument("--configs", nargs="+", default=["small", "paper"])
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--paper-steps", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=4, help="small: the demo's")
+    parser.add_argument("--paper-batch-size", type=int, default=1, help="the reference's")
     parser.add_argument("--crop-frames", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=0, help="loader workers when 'on'")
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument("--code-root", type=Path, default=REPO, help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    cuda = torch.cuda.is_available()
-    device = torch.cuda.get_device_name() if cuda else machine()
+    sys.path.insert(0, str(args.code_root))  # whose voiceconv is timed
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    if args.json:
+        print(json.dumps(measure(args, args.code_root)))
+        return
+    sys.path.insert(0, str(REPO))
+    from benchmarks.common import machine
+
     with contextlib.ExitStack() as stack:
-        prep = args.prep
-        if prep is None:
-            prep = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "prep"
-            make_demo_prep(prep)
-        variants = [("fp32", "32-true", False, False)]
-        if cuda:
-            variants += [("bf16", "bf16-mixed", False, False),
-                         ("bf16 + channels-last", "bf16-mixed", True, False)]
-            if args.compile:
-                variants.append(("bf16 + compile", "bf16-mixed", False, True))
-        print(f"device: {device}; torch {torch.__version__}; threads {torch.get_num_threads()}; "
-              f"batch {args.batch_size} x {args.crop_frames} frames per singer; median of "
-              f"{args.repeats} x {args.steps} steps")
-        print(f"{'config':8} {'variant':22} {'loader':7} {'s/step':>8} {'samples/s':>10} "
-              f"{'frames/s':>10}")
-        for name in args.configs:
-            for label, precision, channels_last, compile_model in variants:
-                for loader in ("on", "off"):
-                    per_step = []
-                    for _ in range(args.repeats):
-                        data = SingerPairData(str(prep), *args.singers, args.crop_frames,
-                                              args.batch_size, num_workers=args.workers
-                                              if loader == "on" else 0, val_segments=1,
-                                              neighbour_k=16)
-                        if loader == "off":
-                            data = FixedBatch(data)
-                        per_step.append(statistics.median(time_steps(
-                            name, data, args.steps, precision, channels_last, compile_model)))
-                        # A finished Trainer and its model sit in reference cycles: without
-                        # this, the paper config's 6 GB per run piled up until the OOM killer
-                        # stopped the benchmark (23 GB machine).
-                        del data
-                        gc.collect()
-                    step = statistics.median(per_step)
-                    samples = 2 * args.batch_size / step  # a batch holds crops of A and of B
-                    print(f"{name:8} {label:22} {loader:7} {step:8.3f} {samples:10.1f} "
-                          f"{samples * args.crop_frames:10.0f}", flush=True)
+        if args.prep is None:
+            args.prep = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "prep"
+            make_demo_prep(args.prep)
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--",
+                                "voiceconv"], capture_output=True, text=True).stdout.strip()
+        print(f"machine: {machine()}")
+        print(f"crops of {args.crop_frames} frames x 80 mels; batch = crops per singer; median "
+              f"of {args.repeats} runs of the median step (small: {args.steps} steps, paper: "
+              f"{args.paper_steps}); reference: {REFERENCE.relative_to(REPO.parent)}, "
+              "MIT, benchmark only", flush=True)
+        rows = [{**r, "code": f"voiceconv {head}{' + changes' if dirty else ''}"}
+                for r in measure(args, REPO)]
+        for commit in args.compare_to:
+            rows += [{**r, "code": f"voiceconv {commit}"} for r in other_commit(commit, args)]
+        if "paper" in args.configs and not args.no_reference and REFERENCE.is_file():
+            rows.append({"config": "paper", "variant": "fp32", "batch": args.paper_batch_size,
+                         "code": "reference MaskCycleGAN-VC",
+                         "seconds": statistics.median(
+                             reference_step_seconds(args.paper_batch_size, args.crop_frames,
+                                                    args.paper_steps)
+                             for _ in range(args.repeats))})
+    print(f"\n| config | code | variant | batch | s/step | steps/s | samples/s | vs first row "
+          "of the config |\n|---|---|---|---|---|---|---|---|")
+    for name in args.configs:
+        config_rows = [r for r in rows if r["config"] == name]
+        for r in config_rows:
+            samples = 2 * r["batch"] / r["seconds"]
+            first = 2 * config_rows[0]["batch"] / config_rows[0]["seconds"]
+            print(f"| {name} | {r['code']} | {r['variant']} | {r['batch']} | {r['seconds']:.3f} "
+                  f"| {1 / r['seconds']:.2f} | {samples:.2f} | {samples / first:.2f}x |")
 
 
 def make_demo_prep(out: Path) -> None:

@@ -97,6 +97,19 @@ class StageTimer:
                 self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t0
 
 
+def source_f0_range(model: PairConversion, direction: str) -> dict[str, float]:
+    """F0 search range for the source singer: their sung range in training (5th-95th
+    percentile) widened by an octave each way, within the features' own range. Harvest
+    spends most of its time on the lowest candidate frequencies, so a high voice analyses
+    2-3x faster (benchmarks/convert.py); an unknown range keeps the features' range."""
+    config = model.feature_config
+    percentiles = model.singer_stats["a" if direction == "a2b" else "b"]["f0_percentiles_hz"]
+    if percentiles.get("p5") is None or percentiles.get("p95") is None:
+        return {}
+    return {"f0_floor": max(config.f0_floor, percentiles["p5"] / 2),
+            "f0_ceil": min(config.f0_ceil, percentiles["p95"] * 2)}
+
+
 class Converter:
     """A fitted model and a vocoder, ready to convert any number of stems."""
 
@@ -119,7 +132,8 @@ class Converter:
         self.model, self.vocoder = model.to(device).eval(), vocoder.to(device).eval()
         self.settings = settings
         self.config = model_config.replace(f0_method=settings.f0_method or
-                                           model_config.f0_method)
+                                           model_config.f0_method,
+                                           **source_f0_range(model, settings.direction))
         self.mel = LogMelSpectrogram(self.config)
         self.target_stats = model.singer_stats["b" if settings.direction == "a2b" else "a"]
         # Chunks are independent until they are joined: F0 analysis (pyworld releases the GIL

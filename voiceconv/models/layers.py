@@ -80,9 +80,11 @@ class _SingleOutputConv(torch.autograd.Function):
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         (ph, pw), grad_x = ctx.padding, None
+        # Under autocast the forward ran in a lower precision than the weight's: so does this.
+        x, weight_ = x.to(grad.dtype), weight.to(grad.dtype)
         if ctx.needs_input_grad[0]:
             grad_x = torch.ops.aten.convolution_backward(
-                grad, x, weight, None, [1, 1], [ph, pw], [1, 1], False, [0, 0], 1,
+                grad, x, weight_, None, [1, 1], [ph, pw], [1, 1], False, [0, 0], 1,
                 [True, False, False])[0]
         # dW[0, c, i, j] = sum over b, h, t of grad[b, 0, h, t] * x_padded[b, c, h + i, t + j],
         # in groups of 4 items (the time per item grows past that).
@@ -90,4 +92,4 @@ class _SingleOutputConv(torch.autograd.Function):
         grad_w = sum(nn.functional.conv2d(padded[i: i + 4].transpose(0, 1),
                                           grad[i: i + 4].transpose(0, 1))
                      for i in range(0, len(x), 4)).transpose(0, 1)
-        return grad_x, grad_w, grad.sum((0, 2, 3)), None
+        return grad_x, grad_w.to(weight.dtype), grad.sum((0, 2, 3)).to(weight.dtype), None
