@@ -40,11 +40,16 @@ SONG = REPO / "recipes" / "demo" / "audio" / "nit_f001" / "nitech_jp_song070_f00
 STAGES = ("read", "f0", "mel", "generator", "vocoder", "write")
 RUNS = [("harvest", "world"), ("dio", "world"), ("dio", "griffin-lim"),
         ("dio", "hifigan-universal")]
+# NIT-F001's sung range in the demo's prep (F0 percentiles, Hz): the converter searches F0
+# within it, widened by an octave each way. --full-f0-range: the features' whole range.
+NIT_F001_RANGE = {"p5": 282.3, "p50": 407.3, "p95": 582.4}
 
 
-def untrained_pair(config: FeatureConfig, spectral_envelope: bool) -> SingerPair:
+def untrained_pair(config: FeatureConfig, spectral_envelope: bool,
+                   full_f0_range: bool) -> SingerPair:
+    percentiles = {"p5": None, "p50": None, "p95": None} if full_f0_range else NIT_F001_RANGE
     stats = {"mel_mean": [0.0] * config.n_mels, "mel_std": [1.0] * config.n_mels,
-             "f0_percentiles_hz": {"p5": 150.0, "p50": 250.0, "p95": 500.0}}
+             "f0_percentiles_hz": percentiles}
     return SingerPair(SMALL, config, {"a": stats, "b": stats}, spectral_envelope)
 
 
@@ -52,6 +57,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path)
     parser.add_argument("--spectral-envelope", action="store_true")
+    parser.add_argument("--full-f0-range", action="store_true",
+                        help="search F0 over the features' whole range (before 2026-12-03)")
     parser.add_argument("--seconds", type=float, default=180.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -61,14 +68,16 @@ def main() -> None:
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
         else args.device
     pair = SingerPair.from_checkpoint(str(args.model)) if args.model else \
-        untrained_pair(FeatureConfig(), args.spectral_envelope)
+        untrained_pair(FeatureConfig(), args.spectral_envelope, args.full_f0_range)
     work = Path(tempfile.mkdtemp(prefix="convert-bench-"))
     x, rate = sf.read(SONG, dtype="float32")
     n = int(args.seconds * rate)
     stem = work / "stem.flac"
     sf.write(stem, np.tile(x, n // x.shape[0] + 1)[:n], rate, subtype="PCM_16")
+    f0_range = "the features' whole range" if args.full_f0_range else "the singer's range"
     print(f"{machine()}; device {device}; "
-          f"{'spectral envelopes' if pair.spectral_envelope else 'whole mels'}")
+          f"{'spectral envelopes' if pair.spectral_envelope else 'whole mels'}; F0 searched "
+          f"in {f0_range}")
     print(f"{args.seconds:.0f} s stem at {rate} Hz, median of {args.repeats} runs; seconds per "
           f"stage, summed over the {torch.get_num_threads()} threads that work on chunks at "
           "once (so they can add up to more than the wall-clock total)")

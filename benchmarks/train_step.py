@@ -69,6 +69,9 @@ def voiceconv_step_seconds(name: str, prep: Path, singers: list[str], batch: int
 
     from voiceconv.fit.data import SingerPairData
 
+    # Lightning sets its loggers' levels on import: quiet them after it.
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     data = SingerPairData(str(prep), *singers, crop, batch, num_workers=0, val_segments=1,
                           neighbour_k=16)
     data.setup("fit")
@@ -235,7 +238,6 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.path.insert(0, str(args.code_root))  # whose voiceconv is timed
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     if args.json:
         print(json.dumps(measure(args, args.code_root)))

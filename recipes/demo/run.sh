@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # voiceconv demo: the bundled NIT-F001 singer (A) and PJS singer (B), CPU-sized; one song of
 # each is held out and converted. Every stage and option is that of ../common/svc.sh
-# (`bash run.sh --help` lists them); the defaults here finish in 8-15 minutes on a 2-core
-# CPU. Outputs go under recipes/demo/{data,dump/<exp>}/ and checkpoints/<exp>*/.
+# (`bash run.sh --help` lists them); the defaults here finish in about 21 minutes on a
+# 2-core CPU without AVX-512. Outputs go under recipes/demo/{data,dump/<exp>}/ and
+# checkpoints/<exp>*/.
 # PJS sings about an octave below NIT-F001, and a generator trained toward the other singer's
 # frames renders that singer's harmonics: songs are converted with --key auto (into the
 # target's range) and their melody measured up to that shift.

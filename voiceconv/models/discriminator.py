@@ -5,7 +5,7 @@ Laid out as CycleGAN-VC2's: a gated 3x3 conv, stride-2 gated 3x3 down-samplings,
 
 from __future__ import annotations
 
-import torch
+
 from torch import nn
 
 from voiceconv.models.layers import GatedConv2d
@@ -28,7 +28,7 @@ class PatchDiscriminator(nn.Module):
         layers += [GatedConv2d(c, c, last_kernel, padding=(last_kernel[0] // 2,
                                                           last_kernel[1] // 2)),
                    nn.Conv2d(c, 1, (1, 3), padding=(0, 1))]
-        self.net = nn.Sequential(*layers).to(memory_format=torch.channels_last)
+        self.net = nn.Sequential(*layers)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         return self.net(mel[:, None])
