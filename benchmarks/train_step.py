@@ -70,8 +70,8 @@ def voiceconv_step_seconds(name: str, prep: Path, singers: list[str], batch: int
     from voiceconv.fit.data import SingerPairData
 
     # Lightning sets its loggers' levels on import: quiet them after it.
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    for logger in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(logger).setLevel(logging.ERROR)
     data = SingerPairData(str(prep), *singers, crop, batch, num_workers=0, val_segments=1,
                           neighbour_k=16)
     data.setup("fit")
