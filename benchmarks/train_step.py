@@ -269,7 +269,7 @@ def main() -> None:
                              reference_step_seconds(args.paper_batch_size, args.crop_frames,
                                                     args.paper_steps)
                              for _ in range(args.repeats))})
-    print(f"\n| config | code | variant | batch | s/step | steps/s | samples/s | vs first row "
+    print("\n| config | code | variant | batch | s/step | steps/s | samples/s | vs first row "
           "of the config |\n|---|---|---|---|---|---|---|---|")
     for name in args.configs:
         config_rows = [r for r in rows if r["config"] == name]

@@ -5,7 +5,7 @@ Laid out as CycleGAN-VC2's: a gated 3x3 conv, stride-2 gated 3x3 down-samplings,
 
 from __future__ import annotations
 
-
+import torch
 from torch import nn
 
 from voiceconv.models.layers import GatedConv2d
