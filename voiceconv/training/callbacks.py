@@ -57,10 +57,12 @@ class LastCheckpoint(L.Callback):
 
     Saving between steps, never inside the signal handler, is what makes the checkpoint
     step-exact: the handler only raises a flag. (`ModelCheckpoint` adds one every N steps.)
+    `stopped_by` is then the signal's number, so the command can exit as interrupted.
     """
 
     def __init__(self, last_path: str, requeue: bool = True) -> None:
         self.last_path, self.requeue = last_path, requeue
+        self.stopped_by: int | None = None
         self._signal: int | None = None
         self._previous: Any = None
         self._saved_step = -1
@@ -105,6 +107,7 @@ class LastCheckpoint(L.Callback):
             return
         trainer.save_checkpoint(self.last_path, weights_only=False)
         self._saved_step = trainer.global_step
+        self.stopped_by = int(self._signal if usr1 else signal.SIGTERM)
         rank_zero_info(f"pre-emption signal: saved {self.last_path} at step "
                        f"{trainer.global_step}; rerun with --ckpt_path last to continue")
         job = os.environ.get("SLURM_JOB_ID")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import functools
 import os
 import re
+import signal
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.plugins.environments import SLURMEnvironment
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from voiceconv.core.errors import VoiceconvError
 from voiceconv.training.callbacks import (
@@ -140,9 +143,17 @@ def run(argv: list[str], prog: str) -> int:
     warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec.*")
     # Checkpoints hold the state after the step's updates, consistent with the loop counters.
     warnings.filterwarnings("ignore", message=r".*ModelCheckpoint with manual optimization.*")
-    VoiceconvCLI(L.LightningModule, L.LightningDataModule, subclass_mode_model=True,
-                 subclass_mode_data=True, args=["fit", *argv],
-                 save_config_kwargs={"overwrite": True}, auto_configure_optimizers=False,
-                 seed_everything_default=0,
-                 parser_kwargs={"prog": prog.removesuffix(" fit")})
-    return 0
+    # Stopped early by a signal (pre-emption), the command exits as the signal would have, so
+    # that a recipe or a scheduler sees an unfinished run and reruns it, which resumes.
+    try:
+        cli = VoiceconvCLI(L.LightningModule, L.LightningDataModule, subclass_mode_model=True,
+                           subclass_mode_data=True, args=["fit", *argv],
+                           save_config_kwargs={"overwrite": True},
+                           auto_configure_optimizers=False, seed_everything_default=0,
+                           parser_kwargs={"prog": prog.removesuffix(" fit")})
+    except SIGTERMException:  # Lightning's loops end a SIGTERM'd run with SystemExit(None)
+        print(f"{prog}: stopped by SIGTERM; rerun the same command to resume", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    stopped = [c.stopped_by for c in cli.trainer.callbacks
+               if isinstance(c, LastCheckpoint) and c.stopped_by is not None]
+    return 128 + stopped[0] if stopped else 0
