@@ -16,7 +16,7 @@ baseline), F0 RMSE / median deviation / gross pitch error against the source (in
 and the validation distance of the average timbre to PJS. The base recipe holds
 both songs out.
 
-Usage: python benchmarks/transfer.py --base checkpoints/pretrain_pool_small/checkpoints/last.ckpt
+Usage: python benchmarks/transfer.py --base pretrained:singing-base-small (or a checkpoint)
        [--pair mbrola|singing] [--corpus ../shared/data/mbrola] [--singing ../shared/data/singing]
        [--minutes 1] [--steps 600] [--eval-every 100] [--freeze-steps 100]
        [--encoder-lr-scale 0.3] [--key auto] [--out benchmarks/out/transfer/<pair>]
@@ -42,6 +42,7 @@ from benchmarks.common import machine  # noqa: E402
 from voiceconv.convert.command import parse_key  # noqa: E402
 from voiceconv.core.checkpoint import read_checkpoint  # noqa: E402
 from voiceconv.core.errors import VoiceconvError  # noqa: E402
+from voiceconv.core.pretrained import resolve  # noqa: E402
 
 
 def mbrola_data_dirs(corpus: Path, out: Path, minutes: float) -> None:
@@ -206,7 +207,8 @@ def singing_pair(args: argparse.Namespace, out: Path, transfer: list[str]) -> No
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--base", required=True, type=Path)
+    parser.add_argument("--base", required=True,
+                        help="a `voiceconv pretrain` checkpoint or pretrained:<name>")
     parser.add_argument("--pair", choices=("mbrola", "singing"), default="mbrola")
     parser.add_argument("--corpus", type=Path, default=REPO.parent / "shared" / "data" / "mbrola")
     parser.add_argument("--singing", type=Path,
@@ -226,6 +228,7 @@ def main() -> None:
     except VoiceconvError as error:
         parser.error(str(error))
     out = (args.out or REPO / "benchmarks" / "out" / "transfer" / args.pair).resolve()
+    args.base = Path(resolve(args.base))
     base_hparams = read_checkpoint(str(args.base), "pretrain")["hyper_parameters"]
     args.envelope = bool(base_hparams.get("spectral_envelope"))
     transfer = ["--model.init_args.init_from", str(args.base.resolve()),

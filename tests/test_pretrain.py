@@ -23,6 +23,7 @@ from voiceconv.fit.transfer import load_base
 from voiceconv.models import GeneratorConfig
 from voiceconv.models.generator import SMALL as SMALL_GENERATOR
 from voiceconv.pretrain.encoder import EncoderPretraining, ReverseGradient, load_pretraining
+from voiceconv.pretrain.export import main as export_main
 from voiceconv.pretrain.pool import SingerPoolData
 from voiceconv.pretrain.singer_probe import singer_probe_accuracy
 
@@ -158,7 +159,7 @@ def test_pool_sampling_is_singer_balanced_and_honours_exclusions(prepared):
     np.testing.assert_array_equal(again.train_set.batch(7)["mel"], data.train_set.batch(7)["mel"])
 
 
-def fine_tune(fit_config: Path, base: Path, name: str, steps: int, *extra: str) -> Path:
+def fine_tune(fit_config: Path, base: Path | str, name: str, steps: int, *extra: str) -> Path:
     """Fit the demo pair from `base` to `steps` (resuming experiment `name` if it exists; the
     experiments root is shared with test_cyclegan.py, so names must not clash)."""
     assert run_command("fit", [
@@ -204,6 +205,28 @@ def test_fine_tune_freezes_unfreezes_and_resumes_in_the_right_phase(fit_config, 
     fine_tune(fit_config, base, "ft-after-phase", 4)
     resumed = torch.load(fine_tune(fit_config, base, "ft-after-phase", 5), weights_only=True)
     assert max_difference(generators(straight), generators(resumed)) <= 1e-6
+
+
+def test_an_exported_base_is_the_generator_alone_and_loads_by_name(fit_config, base, tmp_path,
+                                                                  monkeypatch):
+    """`voiceconv.pretrain.export` keeps the generator and what a pair checks, drops the
+    optimizer and RNG states; a fit given `pretrained:<name>` starts from those weights."""
+    out = tmp_path / "shipped" / "tiny-base.pt"
+    assert export_main([str(base), str(out)]) == 0
+    assert out.stat().st_size < base.stat().st_size / 2
+    shipped, original = (torch.load(p, weights_only=True) for p in (out, base))
+    assert set(shipped) == {"hyper_parameters", "state_dict", "global_step"}
+    assert shipped["global_step"] == 150
+    assert max_difference(part(shipped["state_dict"], "generator."),
+                          part(original["state_dict"], "generator.")) == 0.0
+    assert load_pretraining(str(out)).generator.cfg == load_pretraining(base).generator.cfg
+
+    monkeypatch.setenv("VOICECONV_PRETRAINED", str(out.parent))
+    fitted = torch.load(fine_tune(fit_config, "pretrained:tiny-base", "ft-by-name", 1),
+                        weights_only=True)
+    for g in ("g_ab", "g_ba"):
+        assert max_difference(part(fitted["state_dict"], f"{g}.encoder."),
+                              part(shipped["state_dict"], "generator.encoder.")) == 0.0
 
 
 def test_decoders_load_only_where_the_whole_generator_config_matches(base):

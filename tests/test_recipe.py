@@ -99,8 +99,7 @@ def test_the_demo_runs_every_stage_end_to_end_and_a_rerun_does_nothing(tmp_path)
     prep = tmp_path / "prep.yaml"
     prep.write_text("features: {f0_method: dio}\n")  # the F0 tracker ~25x faster than harvest
     args = ["--corpus", str(audio), "--prep-config", str(prep), "--exp", "e2e", "--ngpu", "0",
-            "--pretrain-steps", "4", "--fit-steps", "4", "--pretrain-args", TINY,
-            "--fit-args", TINY]
+            "--fit-steps", "4", "--fit-args", TINY]
     done = _run(*args, cwd=demo, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     for stage in range(7):  # every stage ran and logged its exact commands
@@ -108,11 +107,11 @@ def test_the_demo_runs_every_stage_end_to_end_and_a_rerun_does_nothing(tmp_path)
     assert "run: voiceconv fit" in done.stderr and "--trainer.accelerator cpu" in done.stderr
     exp = demo.parent.parent / "checkpoints"
     assert len((demo / "dump/e2e/prep/manifest.jsonl").read_text().splitlines()) >= 4
-    base = exp / "e2e-base" / "checkpoints" / "last.ckpt"
-    assert torch.load(base, weights_only=True)["global_step"] == 4
+    # By default the pair starts from the base that ships; nothing is pretrained.
+    assert "nothing to pretrain (base: pretrained:singing-base-small)" in done.stderr
     model = torch.load(exp / "e2e" / "checkpoints" / "last.ckpt", weights_only=True)
     assert model["global_step"] == 4
-    assert model["hyper_parameters"]["init_from"].endswith("e2e-base/checkpoints/last.ckpt")
+    assert model["hyper_parameters"]["init_from"] == "pretrained:singing-base-small"
     for direction, song, seconds in (("a2b", "nitech_jp_song070_f001_029", 8.0),
                                      ("b2a", "pjs020_song", 8.0)):
         converted = exp / "e2e" / "converted" / direction / f"{song}.wav"
@@ -135,6 +134,19 @@ def test_the_demo_runs_every_stage_end_to_end_and_a_rerun_does_nothing(tmp_path)
     assert "run: voiceconv fit" in more.stderr and "stage 4" not in more.stderr
     assert torch.load(exp / "e2e" / "checkpoints" / "last.ckpt",
                       weights_only=True)["global_step"] == 6
+    # The conversions follow the model: trained further, the songs are converted again.
+    again = _run(*args, "--fit-steps", "6", "--stage", "5", "--stop-stage", "5", cwd=demo,
+                 timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("run: voiceconv convert") == 2, again.stderr[-3000:]
+    # A base of the corpus's own singers instead (stage 2), and a pair fitted from it.
+    own = _run(*args, "--base", "corpus", "--pretrain-steps", "4", "--pretrain-args", TINY,
+               "--exp", "e2e-own", "--stage", "1", "--stop-stage", "3", cwd=demo, timeout=300)
+    assert own.returncode == 0, own.stderr[-3000:]
+    base = exp / "e2e-own-base" / "checkpoints" / "last.ckpt"
+    assert torch.load(base, weights_only=True)["global_step"] == 4
+    model = torch.load(exp / "e2e-own" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert model["hyper_parameters"]["init_from"].endswith("e2e-own-base/checkpoints/last.ckpt")
     # The small NSF-HiFi-GAN (from scratch) and the lite one (the universal filter's kernel-3
     # stacks), each trained on the recipe's prep output with its own config.
     for size, field, value in (("small", "upsample_initial_channel", 128),

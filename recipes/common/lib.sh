@@ -31,14 +31,17 @@ done
 stage_enabled() { [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]; }
 
 # run CMD...: log the exact command, then run it, unless this very command (same arguments,
-# same folder) already succeeded: a marker named by its hash is written under .done/ only after
-# success, so an interrupted recipe reruns exactly what did not finish, and a finished one does
-# nothing. Commands that resume by themselves (prep, fit) then continue where they stopped.
+# same folder, same $depends) already succeeded: a marker named by its hash is written under
+# .done/ only after success, so an interrupted recipe reruns exactly what did not finish, and a
+# finished one does nothing. Commands that resume by themselves (prep, fit) then continue
+# where they stopped. Set depends=$(stamp FILE...) for a command that reads files an earlier
+# stage may change without changing this command (a model trained further): it runs again.
 commands_run=0
 commands_skipped=0
+depends=""
 run() {
     local marker
-    marker=.done/$(printf '%s\0' "${PWD}" "$@" | sha1sum | cut -c1-16)
+    marker=.done/$(printf '%s\0' "${PWD}" "$@" ${depends:+"${depends}"} | sha1sum | cut -c1-16)
     if [ "${force}" != true ] && [ -f "${marker}" ]; then
         log "done already: $*"
         commands_skipped=$((commands_skipped + 1))
@@ -49,6 +52,15 @@ run() {
     mkdir -p .done
     printf '%s\n' "$*" > "${marker}.tmp" && mv "${marker}.tmp" "${marker}"
     commands_run=$((commands_run + 1))
+}
+
+# stamp FILE...: the size and modification time of each FILE that exists (for depends).
+stamp() {
+    local file
+    for file in "$@"; do
+        [ -f "${file}" ] && stat -c '%n %s %Y' "${file}"
+    done
+    return 0
 }
 
 # trainer_args: the trainer options that --ngpu asks for (none when it is unset).

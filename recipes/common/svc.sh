@@ -4,7 +4,8 @@
 #   ../common/svc.sh --corpus DIR --singer-a A --singer-b B --held-out "SONG ..." [options]
 #
 # Options: [--stage N] [--stop-stage M] [--exp NAME] [--jobs N] [--ngpu N] [--force true]
-#          [--prep-config FILE] [--model small|paper] [--pretrain-steps N] [--base CKPT]
+#          [--prep-config FILE] [--model small|paper] [--base auto|corpus|none|CKPT]
+#          [--pretrain-steps N]
 #          [--fit-steps N] [--vocoder world|griffin-lim|hifigan-universal|nsf|nsf-lite|nsf-small]
 #          [--vocoder-steps N] [--key SEMITONES|auto] [--pretrain-args "..."] [--fit-args "..."]
 #          [--vocoder-args "..."] [--copy-synthesis true]
@@ -16,9 +17,12 @@
 # Stages:
 #   0  data dirs: Kaldi-style train/ and held-out test/ lists of the corpus (data/)
 #   1  prep: ingest, clean, segment, features, stats (dump/<exp>/prep; resumable)
-#   2  pretrain the encoder on the corpus's singers (masked reconstruction; the base is
-#      checkpoints/<exp>-base/checkpoints/last.ckpt); skipped with --pretrain-steps 0 or
-#      when --base names a base made elsewhere (recipes/pretrain/)
+#   2  with --base corpus: pretrain the encoder on the corpus's singers (masked
+#      reconstruction, --pretrain-steps; the base is checkpoints/<exp>-base/checkpoints/
+#      last.ckpt). The default, --base auto, is the base that ships for the model size
+#      (pretrained:singing-base-<model>, trained on a pool of 10 singers and voices; see
+#      checkpoints/pretrained/) and skips this stage, as does --base none (from scratch)
+#      or a base made elsewhere (--base CKPT, e.g. from recipes/pretrain/)
 #   3  fit the CycleGAN A <-> B, from the base if there is one (resumes from its last.ckpt)
 #   4  vocoder: training-free WORLD by default; --vocoder nsf fine-tunes NSF-HiFi-GAN from
 #      the universal HiFi-GAN on the corpus (with --ngpu: 2000 steps of 16 crops, follows F0;
@@ -49,7 +53,7 @@ exp=svc
 prep_config=conf/prep.yaml
 model=small
 pretrain_steps=200
-base=""
+base=auto
 fit_steps=600
 vocoder=world
 vocoder_steps=""  # default: nsf 400 (CPU) or 2000 (--ngpu), nsf-lite 4000, nsf-small 6000
@@ -69,9 +73,16 @@ for required in corpus singer_a singer_b held_out; do
 done
 dump=dump/${exp}
 exp_dir=../../checkpoints/${exp}
-if [ -z "${base}" ] && [ "${pretrain_steps}" -gt 0 ]; then
-    base=../../checkpoints/${exp}-base/checkpoints/last.ckpt
-fi
+own_base=../../checkpoints/${exp}-base/checkpoints/last.ckpt
+case ${base} in
+    auto) base=pretrained:singing-base-${model}
+          python3 -c "import sys; from voiceconv.core.pretrained import shipped
+sys.exit('${base#pretrained:}' not in shipped())" 2>/dev/null || base=corpus ;;
+esac
+case ${base} in
+    corpus) base=${own_base}; [ "${pretrain_steps}" -gt 0 ] || base="" ;;
+    none) base="" ;;
+esac
 
 if stage_enabled 0; then
     log "stage 0: data dirs from ${corpus} (held-out songs go to data/test)"
@@ -85,7 +96,7 @@ if stage_enabled 1; then
 fi
 
 if stage_enabled 2; then
-    if [ "${pretrain_steps}" -gt 0 ] && [ "${base}" = "../../checkpoints/${exp}-base/checkpoints/last.ckpt" ]; then
+    if [ "${base}" = "${own_base}" ]; then
         log "stage 2: pretrain the encoder (${model}, ${pretrain_steps} steps); rerun to resume"
         # shellcheck disable=SC2046,SC2086 # option lists split into words on purpose
         run voiceconv pretrain --config "../common/conf/pretrain_${model}.yaml" \
@@ -153,6 +164,9 @@ if stage_enabled 4; then
     fi
 fi
 
+# The conversions and their scores follow the model and the vocoder: trained further, they are
+# made again.
+depends=$(stamp "${exp_dir}/checkpoints/last.ckpt" "${vocoder_choice}")
 if stage_enabled 5; then
     log "stage 5: convert the held-out songs with ${vocoder_choice}"
     kinds=("")  # "": the conversions; "_copy": the songs themselves through the vocoder

@@ -13,6 +13,9 @@
 #   1  prep: features and per-singer stats of the pool (resumable)
 #   2  pretrain (resumes from checkpoints/<exp>/checkpoints/last.ckpt if there is one); the
 #      base is that last.ckpt
+#   3  export it as the shipped base checkpoints/pretrained/singing-base-<model>.pt (the
+#      generator alone; `init_from: pretrained:singing-base-<model>`); its card beside it
+#      (singing-base-<model>.md) is written by hand from the run's figures
 # On a cluster: recipes/slurm/pretrain.sbatch runs stage 2 with requeue on pre-emption.
 
 set -euo pipefail
@@ -25,7 +28,7 @@ mbrola=../../../shared/data/mbrola
 # The songs the demo and the benchmarks evaluate conversions on: never in the base.
 held_out="nitech_jp_song070_f001_029 pjs020_song"
 model=small
-steps=5000  # about 21 minutes on a 2-core CPU
+steps=6000  # the shipped base: about 50 minutes on a 2-core CPU without AVX-512
 jobs=$(nproc 2>/dev/null || echo 1)
 exp=""
 pretrain_args=""
@@ -53,6 +56,14 @@ if stage_enabled 2; then
         --experiment "${exp}" --trainer.max_steps "${steps}" --ckpt_path last $(trainer_args) \
         ${pretrain_args}
     log "base checkpoint: $(cd ../../checkpoints/${exp}/checkpoints && pwd)/last.ckpt"
+fi
+
+if stage_enabled 3; then
+    shipped=../../checkpoints/pretrained/singing-base-${model}.pt
+    log "stage 3: export the base to ${shipped}"
+    # Not through `run`: cheap, and a longer run (more --steps) must be exported again.
+    python -m voiceconv.pretrain.export "../../checkpoints/${exp}/checkpoints/last.ckpt" \
+        "${shipped}"
 fi
 
 finish

@@ -18,6 +18,7 @@ import torch
 from voiceconv.core.checkpoint import read_checkpoint
 from voiceconv.core.errors import VoiceconvError
 from voiceconv.core.features import F0_FIELDS, FeatureConfig
+from voiceconv.core.pretrained import resolve
 from voiceconv.models import GeneratorConfig
 
 # The generator fields that decide the encoder's tensor shapes; the decoder's also depend on
@@ -43,9 +44,11 @@ class BaseWeights:
 
 def load_base(path: str, model: GeneratorConfig, features: FeatureConfig | None,
               spectral_envelope: bool = False) -> BaseWeights:
-    """Read a `voiceconv pretrain` checkpoint (weights_only) and check it fits a pair model
-    with generator config `model` trained on `features` (or on their spectral envelopes); a
-    misfit is one error naming the differing fields."""
+    """Read a `voiceconv pretrain` checkpoint or shipped base (`pretrained:<name>`; either
+    weights_only) and check it fits a pair model with generator config `model` trained on
+    `features` (or on their spectral envelopes); a misfit is one error naming the differing
+    fields."""
+    path = resolve(path)
     checkpoint = read_checkpoint(path, "pretrain")
     hp: dict[str, Any] = checkpoint.get("hyper_parameters", {})
     state = checkpoint.get("state_dict", {})

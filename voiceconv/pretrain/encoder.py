@@ -32,6 +32,7 @@ from torch import nn
 from voiceconv.core.checkpoint import build_from_checkpoint
 from voiceconv.core.errors import VoiceconvError
 from voiceconv.core.features import FeatureConfig
+from voiceconv.core.pretrained import resolve
 from voiceconv.models import Generator, GeneratorConfig, fif_mask
 from voiceconv.models.generator import SMALL
 from voiceconv.training.callbacks import StepClock
@@ -196,5 +197,6 @@ class ReverseGradient(torch.autograd.Function):
 
 
 def load_pretraining(path: str, map_location: str | torch.device = "cpu") -> EncoderPretraining:
-    """A pretraining run's model from its checkpoint, without unpickling code."""
-    return build_from_checkpoint(EncoderPretraining, path, "pretrain", map_location)
+    """A pretraining run's model from its checkpoint or a shipped base (`pretrained:<name>`),
+    without unpickling code."""
+    return build_from_checkpoint(EncoderPretraining, resolve(path), "pretrain", map_location)
