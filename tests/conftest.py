@@ -11,6 +11,7 @@ import yaml
 
 from data_prep.config import PrepConfig
 from data_prep.pipeline import run_prep
+from voiceconv.core.features import FeatureConfig
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_AUDIO = REPO / "recipes" / "demo" / "audio"
@@ -39,6 +40,16 @@ def write_corpus(root: Path, excerpts=EXCERPTS) -> Path:
         (root / singer).mkdir(parents=True, exist_ok=True)
         sf.write(root / singer / name, x, sr, subtype="PCM_16")
     return root
+
+
+def prep_excerpts(tmp_path_factory, name: str, excerpts) -> Path:
+    """`excerpts` written as a corpus and prepared with dio (fast; for tests where only the
+    mels count), in fresh temporary folders named after `name`."""
+    corpus = write_corpus(tmp_path_factory.mktemp(name), excerpts)
+    out = tmp_path_factory.mktemp(f"{name}_prep")
+    run_prep(corpus, out, PrepConfig(features=FeatureConfig(f0_method="dio")), jobs=1,
+             progress=False)
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -13,12 +13,9 @@ import pytest
 import torch
 import yaml
 
-from data_prep.config import PrepConfig
-from data_prep.pipeline import run_prep
-from tests.conftest import REPO, write_corpus
+from tests.conftest import REPO, prep_excerpts
 from tests.test_cyclegan import SMALL, exp_dir, last_values, max_difference, metrics
 from voiceconv.cli import run_command
-from voiceconv.core.features import FeatureConfig
 from voiceconv.fit.transfer import load_base
 from voiceconv.models import GeneratorConfig
 from voiceconv.models.generator import SMALL as SMALL_GENERATOR
@@ -40,11 +37,7 @@ POOL = [(singer, name, 1.0, 20.0) for singer, name in [
 
 @pytest.fixture(scope="module")
 def pool_prep(tmp_path_factory) -> Path:
-    corpus = write_corpus(tmp_path_factory.mktemp("pool"), POOL)
-    out = tmp_path_factory.mktemp("pool_prep")
-    run_prep(corpus, out, PrepConfig(features=FeatureConfig(f0_method="dio")), jobs=1,
-             progress=False)
-    return out
+    return prep_excerpts(tmp_path_factory, "pool", POOL)
 
 
 @pytest.fixture(scope="module")

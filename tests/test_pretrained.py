@@ -10,12 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from data_prep.config import PrepConfig
-from data_prep.pipeline import run_prep
-from tests.conftest import REPO, write_corpus
+from tests.conftest import REPO, prep_excerpts
 from voiceconv.core.envelope import SpectralEnvelope
 from voiceconv.core.errors import VoiceconvError
-from voiceconv.core.features import FeatureConfig
 from voiceconv.core.pretrained import pretrained_dir, resolve, shipped
 from voiceconv.fit.transfer import load_base
 from voiceconv.models.generator import SMALL as SMALL_GENERATOR
@@ -44,11 +41,7 @@ def test_the_shipped_folder_is_the_one_pretrained_names_resolve_in():
 
 @pytest.fixture(scope="module")
 def unseen_prep(tmp_path_factory) -> Path:
-    corpus = write_corpus(tmp_path_factory.mktemp("unseen"), UNSEEN)
-    out = tmp_path_factory.mktemp("unseen_prep")
-    run_prep(corpus, out, PrepConfig(features=FeatureConfig(f0_method="dio")), jobs=1,
-             progress=False)
-    return out
+    return prep_excerpts(tmp_path_factory, "unseen", UNSEEN)
 
 
 @pytest.mark.parametrize("name", [n for n in shipped() if n.startswith("singing-base")])

@@ -25,8 +25,7 @@ def export_base(checkpoint_path: str, out: str) -> dict[str, int]:
     """Write the base of `checkpoint_path` to `out` (atomically); returns its step and
     number of parameters."""
     checkpoint = read_checkpoint(checkpoint_path, "pretrain")
-    state = {k: v.detach().clone() for k, v in checkpoint["state_dict"].items()
-             if k.startswith("generator.")}
+    state = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("generator.")}
     if not any(k.startswith("generator.encoder.") for k in state):
         raise VoiceconvError(f"{checkpoint_path} has no generator encoder weights")
     hp = dict(checkpoint["hyper_parameters"])
