@@ -1,10 +1,12 @@
 """End-to-end speed of `voiceconv convert` on a 3-minute stem, per stage.
 
 Converts one 3-minute vocal stem (held-out NIT-F001 song 029 from the demo audio, looped to
-length, 48 kHz) with each F0 method x vocoder, through the same `Converter.convert_file` the
-CLI runs, and prints the median over repeats of the time spent reading (decode + resample),
-in F0 analysis, mel, generator, vocoder and writing (stages that run on several chunks at
-once in threads add up their threads' time), and the wall-clock whole as x real time. The first
+length, 48 kHz; with `--breaks-s B`, B seconds of near-silence after each repeat, as in the
+vocal stem of a song with instrumental breaks) with each F0 method x vocoder, through the
+same `Converter.convert_file` the CLI runs, and prints the median over repeats of the time
+spent reading (decode + resample), in F0 analysis, mel, generator, vocoder and writing (stages
+that run on several chunks at once in threads add up their threads' time), and the
+wall-clock whole as x real time. The first
 row (harvest + world, the defaults for a harvest-prepped model) is the baseline.
 
 The generator has the `small` config; its weights are untrained unless --model is given (speed
@@ -12,7 +14,8 @@ does not depend on them). `--spectral-envelope` times an untrained model that co
 envelopes (the recipes' setting: the envelope of each chunk is computed before the generator).
 
 Usage: python benchmarks/convert.py [--model CKPT | --spectral-envelope] [--seconds 180]
-                                    [--repeats 3] [--device auto|cpu|cuda] [--vocoders world ...]
+                                    [--breaks-s 0] [--repeats 3] [--device auto|cpu|cuda]
+                                    [--vocoders world ...]
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ def main() -> None:
     parser.add_argument("--full-f0-range", action="store_true",
                         help="search F0 over the features' whole range (before 2026-12-03)")
     parser.add_argument("--seconds", type=float, default=180.0)
+    parser.add_argument("--breaks-s", type=float, default=0.0,
+                        help="seconds of near-silence (-80 dBFS noise) after each repeat")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--vocoders", nargs="+", default=sorted({v for _, v in RUNS}),
@@ -72,15 +77,18 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="convert-bench-"))
     x, rate = sf.read(SONG, dtype="float32")
     n = int(args.seconds * rate)
+    gap = np.random.default_rng(0).standard_normal(int(args.breaks_s * rate)) * 1e-4
+    song = np.concatenate([x, gap.astype(np.float32)])
     stem = work / "stem.flac"
-    sf.write(stem, np.tile(x, n // x.shape[0] + 1)[:n], rate, subtype="PCM_16")
+    sf.write(stem, np.tile(song, n // song.shape[0] + 1)[:n], rate, subtype="PCM_16")
     f0_range = "the features' whole range" if args.full_f0_range else "the singer's range"
     print(f"{machine()}; device {device}; "
           f"{'spectral envelopes' if pair.spectral_envelope else 'whole mels'}; F0 searched "
           f"in {f0_range}")
-    print(f"{args.seconds:.0f} s stem at {rate} Hz, median of {args.repeats} runs; seconds per "
-          f"stage, summed over the {torch.get_num_threads()} threads that work on chunks at "
-          "once (so they can add up to more than the wall-clock total)")
+    breaks = f", a {args.breaks_s:g} s break after each repeat" if args.breaks_s else ""
+    print(f"{args.seconds:.0f} s stem at {rate} Hz{breaks}, median of {args.repeats} runs; "
+          f"seconds per stage, summed over the {torch.get_num_threads()} threads that work on "
+          "chunks at once (so they can add up to more than the wall-clock total)")
     print(f"{'F0':8} {'vocoder':18} " + " ".join(f"{s:>9}" for s in STAGES) +
           f" {'total':>8} {'x RT':>7} {'vs base':>8}")
     baseline = None

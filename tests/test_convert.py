@@ -18,6 +18,7 @@ import torch
 
 from tests.conftest import REPO, read_excerpt
 from voiceconv.cli import run_command
+from voiceconv.convert import converter as converter_module
 from voiceconv.convert.converter import Converter, ConvertSettings
 from voiceconv.core.audio import load_mono, resample
 from voiceconv.core.errors import VoiceconvError
@@ -198,6 +199,31 @@ def test_no_seam_at_chunk_boundaries_and_no_click_at_silence_edges(fitted_model,
     # Around each silence edge (the gate's ramps lie within 8 frames): nothing above the
     # 99.9th percentile of the whole signal.
     assert jumps_near(out, edges, 8 * hop) <= np.percentile(jumps, 99.9)
+
+
+def test_a_long_break_is_neither_analysed_nor_rendered_and_the_melody_around_it_holds(
+        fitted_model, monkeypatch):
+    """A vocal stem's instrumental break (5 s at -80 dBFS between two phrases) costs no F0
+    analysis beyond the context of the phrases around it, and comes out silent."""
+    x, sr = read_excerpt(*NIT[:3], 8.0)
+    x, rate = resample(x, sr, 22050), 22050
+    half = x.shape[0] // 2
+    gap = np.random.default_rng(0).standard_normal(5 * rate).astype(np.float32) * 1e-4
+    song = np.concatenate([x[:half], gap, x[half:]])
+    analysed = []
+    extract_f0 = converter_module.extract_f0
+    monkeypatch.setattr(converter_module, "extract_f0", lambda audio, config: (
+        analysed.append(audio.shape[0]), extract_f0(audio, config))[1])
+    converter = Converter(SingerPair.from_checkpoint(str(fitted_model)),
+                          load_vocoder("world", FeatureConfig()), ConvertSettings())
+    out, _ = converter.convert_array(song)
+    # Of the break, 0.1 s at each end is kept with its phrase and 0.5 s more is context.
+    assert sum(analysed) < song.shape[0] - 3 * rate
+    assert not out[half + rate: half + 4 * rate].any()
+    m = f0_metrics(f0_track(resample(song, rate, 16000), 16000),
+                   f0_track(resample(out, rate, 16000), 16000))
+    print(f"median {m.median_cents:.1f} c, GPE {m.gross_pitch_error:.3f}")
+    assert m.median_cents < 10 and m.gross_pitch_error < 0.10
 
 
 def test_accompaniment_mix_matches_vocal_loudness_and_never_clips(fitted_model, tmp_path,

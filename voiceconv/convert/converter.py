@@ -38,6 +38,10 @@ BLOCK = 1 << 16  # samples per block when streaming files in and out
 SILENCE_DBFS = -60.0  # frames below this (or 50 dB under the loud frames) are silence
 TRUE_PEAK_CEILING_DBTP = -1.0
 MAX_KEY = 24  # semitones either way
+# Silent runs this long are skipped by F0 analysis and rendering (the gate mutes them anyway),
+# all but this much at each end next to sound.
+LONG_SILENCE_S = 1.0
+SILENCE_MARGIN_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -190,17 +194,26 @@ class Converter:
         return levels_db < threshold
 
     def plan_chunks(self, levels_db: np.ndarray, silent: np.ndarray) -> list[Chunk]:
-        """Cut where the (smoothed) level is lowest between min and max chunk length."""
+        """Long silent stretches (a vocal stem's instrumental breaks) become silent chunks,
+        neither analysed nor rendered; the sound between them is cut where the (smoothed)
+        level is lowest between min and max chunk length."""
         fps = self.config.sample_rate / self.config.hop_length
         lo, hi = (max(1, int(s * fps)) for s in (self.settings.min_chunk_s,
                                                    self.settings.max_chunk_s))
         smooth = np.convolve(levels_db, np.ones(9) / 9, mode="same")
-        total, cuts = levels_db.shape[0], [0]
-        while total - cuts[-1] > hi:
-            window = smooth[cuts[-1] + lo: cuts[-1] + hi]
-            cuts.append(cuts[-1] + lo + int(np.argmin(window)))
-        cuts.append(total)
-        return [Chunk(a, b, bool(silent[a:b].all())) for a, b in itertools.pairwise(cuts)]
+        chunks = []
+        for start, stop, is_silence in silent_stretches(silent, round(LONG_SILENCE_S * fps),
+                                                         round(SILENCE_MARGIN_S * fps)):
+            if is_silence:
+                chunks.append(Chunk(start, stop, True))
+                continue
+            cuts = [start]
+            while stop - cuts[-1] > hi:
+                window = smooth[cuts[-1] + lo: cuts[-1] + hi]
+                cuts.append(cuts[-1] + lo + int(np.argmin(window)))
+            cuts.append(stop)
+            chunks += [Chunk(a, b, bool(silent[a:b].all())) for a, b in itertools.pairwise(cuts)]
+        return chunks
 
     def context_frames(self) -> int:
         fps = self.config.sample_rate / self.config.hop_length
@@ -338,6 +351,29 @@ class Converter:
                 mix_with_accompaniment(converted, self.config.sample_rate, accompaniment,
                                        mix_path, fmt)
         return Converted(out_path, info.duration, key, timer.seconds, time.perf_counter() - t0)
+
+
+def silent_stretches(silent: np.ndarray, min_frames: int,
+                     margin: int) -> list[tuple[int, int, bool]]:
+    """The frames cut into consecutive (start, stop, is_silence) spans: each silent run of at
+    least `min_frames` (less `margin` frames at an end that meets sound, so the sound keeps
+    its fades and reverb tails) is one silent span; the rest, sound and short pauses, lie
+    between them."""
+    total = silent.shape[0]
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], silent.astype(np.int8), [0]]))).tolist()
+    spans, position = [], 0
+    for begin, end in zip(edges[::2], edges[1::2], strict=True):
+        if end - begin < max(min_frames, 2 * margin + 1):
+            continue
+        start = begin + margin if begin > 0 else 0
+        stop = end - margin if end < total else total
+        if start > position:
+            spans.append((position, start, False))
+        spans.append((start, stop, True))
+        position = stop
+    if position < total:
+        spans.append((position, total, False))
+    return spans
 
 
 def _fit_length(x: np.ndarray, length: int) -> np.ndarray:
