@@ -6,8 +6,8 @@ vocal stem of a song with instrumental breaks) with each F0 method x vocoder, th
 same `Converter.convert_file` the CLI runs, and prints the median over repeats of the time
 spent reading (decode + resample), in F0 analysis, mel, generator, vocoder and writing (stages
 that run on several chunks at once in threads add up their threads' time), and the
-wall-clock whole as x real time. The first
-row (harvest + world, the defaults for a harvest-prepped model) is the baseline.
+wall-clock whole as x real time. The first row (harvest + world, the defaults for a
+harvest-prepped model) is the baseline.
 
 The generator has the `small` config; its weights are untrained unless --model is given (speed
 does not depend on them). `--spectral-envelope` times an untrained model that converts spectral
