@@ -1,7 +1,7 @@
 """How good are nearest-neighbour pseudo-targets, matched on mels or on a base's encoder?
 
 The pair model regresses onto the mean of the k nearest target-singer frames
-(`voiceconv.fit.neighbours`), so those targets bound what it learns. This scores the lookup alone
+(`voiceconv.core.neighbours`), so those targets bound what it learns. This scores the lookup alone
 on the parallel mbrola dev set that `benchmarks/transfer.py --pair mbrola` prepares: each us2
 dev frame is replaced by the mean mel of its k nearest us3 training frames, matched either on
 normalised mels (what training uses), on a pretrained base's encoder output (up-sampled from

@@ -22,7 +22,7 @@ from voiceconv.convert import converter as converter_module
 from voiceconv.convert.converter import Converter, ConvertSettings
 from voiceconv.core.audio import load_mono, resample
 from voiceconv.core.errors import VoiceconvError
-from voiceconv.core.features import FeatureConfig
+from voiceconv.core.features import FeatureConfig, LogMelSpectrogram
 from voiceconv.core.loudness import integrated_loudness, true_peak_dbtp
 from voiceconv.core.metrics import f0_metrics, f0_track
 from voiceconv.models.pair import SingerPair
@@ -134,6 +134,48 @@ def test_an_envelope_model_needs_the_f0_with_the_mel(fitted_envelope_model):
     assert model.spectral_envelope
     with pytest.raises(VoiceconvError, match="needs the source F0"):
         model.convert(torch.zeros(1, 80, 8))
+
+
+@pytest.mark.parametrize("excerpt,direction", [(NIT, "a2b"), (PJS, "b2a")], ids=["a2b", "b2a"])
+def test_matched_frames_are_the_target_singers_own_training_frames(excerpt, direction,
+                                                                    fitted_model):
+    """With match_k 1 every converted frame is one of the target singer's training frames,
+    kept in the checkpoint, at the level of the source frame (a per-frame offset in log-mel);
+    none is one of the source singer's."""
+    model = SingerPair.from_checkpoint(str(fitted_model))
+    x, sr = read_excerpt(*excerpt[:3], 4.0)
+    audio = resample(x, sr, model.feature_config.sample_rate)
+    mel = LogMelSpectrogram(model.feature_config)(torch.from_numpy(audio)[None])
+    converted = model.convert(mel, direction, match_k=1)[0]
+
+    def distances_to(singer: str) -> torch.Tensor:
+        bank = model.denormalise(model.frame_banks[singer].clamp(max=model.MAX_Z), singer)
+        return torch.cdist((converted - converted.mean(0)).T, (bank - bank.mean(0)).T,
+                           compute_mode="donot_use_mm_for_euclid_dist").amin(1)
+
+    target, source = ("b", "a") if direction == "a2b" else ("a", "b")
+    to_target, to_source = distances_to(target), distances_to(source)
+    print(f"{direction}: max distance to the target's frames {to_target.max():.2e}, median "
+          f"to the source's {to_source.median():.2f}")
+    assert to_target.max() < 1e-3
+    assert to_source.median() > 1.0
+
+
+def test_matched_conversion_keeps_the_melody_and_changes_the_sound(fitted_envelope_model,
+                                                                   tmp_path, capsys):
+    source = stem(tmp_path, (*NIT[:3], 6.0))
+    rate = 16000
+    outputs = {}
+    for match_k in (0, 4):
+        out = tmp_path / f"k{match_k}"
+        code, err = convert(source, "--model", fitted_envelope_model, "--match-k", match_k,
+                            "--out", out, capsys=capsys)
+        assert code == 0, err
+        outputs[match_k] = load_mono(out / f"{source.stem}.wav", rate)
+    m = f0_metrics(f0_track(load_mono(source, rate), rate), f0_track(outputs[4], rate))
+    print(f"matched: median {m.median_cents:.1f} c, GPE {m.gross_pitch_error:.3f}")
+    assert m.median_cents < 10 and m.gross_pitch_error < 0.10, m
+    assert np.abs(outputs[4] - outputs[0]).mean() > 0.05 * np.abs(outputs[0]).mean()
 
 
 def level_change_db(source: np.ndarray, converted: np.ndarray, rate: int) -> np.ndarray:
@@ -336,7 +378,13 @@ def test_bad_model_unwritable_output_and_bad_options_are_one_line(fitted_model, 
         (["--model", fitted_model, "--out", tmp_path / "file" / "sub"], "cannot write to"),
         (["--model", fitted_model, "--vocoder", "melgan"], "unknown vocoder 'melgan'"),
         (["--model", fitted_model, "--key", "up"], "--key must be"),
+        (["--model", fitted_model, "--match-k", "1000000"], "--match-k must be in 1.."),
+        (["--model", tmp_path / "no-frames.ckpt", "--match-k", "4"],
+         "keeps no training frames to match"),
     ]
+    checkpoint = torch.load(fitted_model, weights_only=True)  # as fitted before 2026-12-05
+    del checkpoint["frame_banks"]
+    torch.save(checkpoint, tmp_path / "no-frames.ckpt")
     for args, message in cases:
         result = run_cli(source, *args, cwd=tmp_path)
         assert result.returncode == 2, (args, result.stderr)

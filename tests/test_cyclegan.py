@@ -20,9 +20,9 @@ import yaml
 from tests.conftest import REPO
 from voiceconv.cli import run_command
 from voiceconv.core.features import FeatureConfig
+from voiceconv.core.neighbours import neighbour_means
 from voiceconv.fit.cyclegan import load_model
 from voiceconv.fit.data import SingerPairData
-from voiceconv.fit.neighbours import neighbour_means
 
 SMALL = REPO / "recipes" / "common" / "conf" / "cyclegan_small.yaml"
 PAPER = REPO / "recipes" / "common" / "conf" / "cyclegan_paper.yaml"
@@ -192,6 +192,12 @@ def test_the_model_takes_its_features_from_the_data_and_refuses_a_misfit(fit_con
     assert hp["feature_config"] == json.loads(
         (prepared.out_dir / "feature_config.json").read_text())
     assert hp["singer_stats"]["b"]["name"] == "pjs" and hp["neighbour_k"] == 4
+    # It keeps each singer's normalised training frames, for conversions matched to them.
+    banks = torch.load(exp_dir(fit_config, "linked") / "checkpoints" / "last.ckpt",
+                       weights_only=True)["frame_banks"]
+    data = SingerPairData(**yaml.safe_load(fit_config.read_text())["data"]["init_args"])
+    data.setup("fit")
+    assert all(torch.equal(banks[s], data.train_set.mels[s]) for s in ("a", "b"))
     capsys.readouterr()
     code = fit("--config", SMALL, "--config", fit_config, "--experiment", "misfit",
                "--model.init_args.generator.n_mels", "40")

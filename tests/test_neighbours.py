@@ -13,8 +13,8 @@ from tests.conftest import REPO
 from voiceconv.core.errors import VoiceconvError
 from voiceconv.core.features import FeatureConfig, LogMelSpectrogram
 from voiceconv.core.melcep import frame_mcd
+from voiceconv.core.neighbours import neighbour_means
 from voiceconv.fit.data import SingerPairData
-from voiceconv.fit.neighbours import neighbour_means
 
 MBROLA = REPO.parent / "shared" / "data" / "mbrola"
 needs_mbrola = pytest.mark.skipif(not (MBROLA / "dev" / "manifest.jsonl").is_file(),

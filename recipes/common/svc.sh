@@ -8,7 +8,7 @@
 #          [--pretrain-steps N]
 #          [--fit-steps N] [--vocoder world|griffin-lim|hifigan-universal|nsf|nsf-lite|nsf-small]
 #          [--vocoder-steps N] [--key SEMITONES|auto] [--pretrain-args "..."] [--fit-args "..."]
-#          [--vocoder-args "..."] [--copy-synthesis true]
+#          [--vocoder-args "..."] [--copy-synthesis true] [--match-k K]
 # --*-args pass options through to that stage's command (e.g. --fit-args
 # "--model.init_args.loss.cycle 5"). Every command is logged as it runs, and one that already
 # succeeded is skipped: a rerun of a finished recipe does nothing and says so, an interrupted
@@ -33,8 +33,10 @@
 #      on a 2-core CPU; follows F0)
 #   5  convert the held-out songs: A's to B's voice and B's to A's (checkpoints/<exp>/converted),
 #      shifted by --key (auto: into the target singer's range; needs a vocoder that follows
-#      F0, such as world); with --copy-synthesis true, also the held-out songs themselves
-#      through the same vocoder at key 0 (converted/{a2b,b2a}_copy): the vocoder's own mark
+#      F0, such as world); with --match-k K, their frames matched to the target's training
+#      frames (voiceconv convert --match-k; default 0: off); with --copy-synthesis true, also
+#      the held-out songs themselves through the same vocoder at key 0
+#      (converted/{a2b,b2a}_copy): the vocoder's own mark
 #   6  eval: F0 kept (against the source, moved by the key if there is one), speaker
 #      similarity to each singer (the centroid of its training songs), naturalness (DNSMOS);
 #      checkpoints/<exp>/eval/*/report.html (and of the copy synthesis, if made)
@@ -62,6 +64,7 @@ pretrain_args=""
 fit_args=""
 vocoder_args=""
 copy_synthesis=false
+match_k=0
 
 . "${common}/lib.sh" "$@"
 
@@ -176,6 +179,7 @@ if stage_enabled 5; then
         [ "${direction}" = b2a ] && singer=${singer_b}
         for kind in "${kinds[@]}"; do
             how=(--key "${key}")
+            [ "${match_k}" != 0 ] && how+=(--match-k "${match_k}")
             [ -n "${kind}" ] && how=(--copy-synthesis)
             # shellcheck disable=SC2046 # one argument per held-out song
             run voiceconv convert $("${common}/local/held_out.sh" data/test "${singer}") \

@@ -10,8 +10,9 @@
 #   0  data dirs: Kaldi-style train/ (disjoint melodies per voice) and dev/ (parallel)
 #   1  prep: features and stats of train and dev
 #   2  fit the CycleGAN (resumes from checkpoints/<exp>/checkpoints/last.ckpt if there is one)
-#   3  score: MCD of converted vs real target, against the source through the same vocoder
-#      and the raw source; F0 of the converted vs the source
+#   3  score: MCD of converted (plainly, and matched to the target's training frames as
+#      voiceconv convert --match-k 32 does) vs real target, against the source through the
+#      same vocoder and the raw source; F0 of the converted vs the source
 
 set -euo pipefail
 cd "$(dirname "$0")"

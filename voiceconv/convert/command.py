@@ -47,6 +47,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--copy-synthesis", action="store_true",
                    help="render the source itself through the vocoder (same F0, key and "
                    "chunks, no conversion): the baseline to judge a conversion against")
+    p.add_argument("--match-k", type=int, default=0, metavar="K",
+                   help="replace each converted frame by the mean of its K nearest frames of "
+                   "the target singer's training songs (e.g. 32): less spectral distortion, "
+                   "a smoother sound, a little less speaker similarity (default 0: off)")
     p.add_argument("--f0-method", choices=F0_METHODS, default=None,
                    help="pitch tracker (default: the one the model's features used; "
                    "dio is ~30x faster than harvest)")
@@ -139,7 +143,7 @@ def make_converter(args: argparse.Namespace):
     settings = ConvertSettings(direction=args.direction, key=parse_key(args.key),
                                f0_method=args.f0_method, max_chunk_s=args.chunk_seconds,
                                min_chunk_s=min(5.0, args.chunk_seconds / 2),
-                               copy_synthesis=args.copy_synthesis)
+                               copy_synthesis=args.copy_synthesis, match_k=args.match_k)
     if settings.f0_method == "fcpe":
         from voiceconv.core.features import require_f0_method
 

@@ -56,6 +56,9 @@ class ConvertSettings:
     # Render the source's own mel (no conversion) with the same vocoder, F0 and key: what the
     # vocoder alone does to a song, the baseline a conversion's quality is judged against.
     copy_synthesis: bool = False
+    # > 0: each converted frame becomes the mean of its match_k nearest frames of the target
+    # singer's training songs (PairConversion.convert).
+    match_k: int = 0
 
 
 @dataclass
@@ -133,6 +136,8 @@ class Converter:
         # so any vocoder sings it; otherwise only the F0 moves, and the vocoder must follow it.
         if settings.key != 0 and (settings.copy_synthesis or not model.spectral_envelope):
             require_f0_control(vocoder)
+        if settings.match_k and not settings.copy_synthesis:
+            model.frame_bank("b" if settings.direction == "a2b" else "a", settings.match_k)
         self.model, self.vocoder = model.to(device).eval(), vocoder.to(device).eval()
         self.settings = settings
         self.config = model_config.replace(f0_method=settings.f0_method or
@@ -280,7 +285,7 @@ class Converter:
             with timer("generator"):
                 source_f0 = torch.from_numpy(f0[left:right])[None]
                 converted = mel if self.settings.copy_synthesis else self.model.convert(
-                    mel, self.settings.direction, source_f0, key)
+                    mel, self.settings.direction, source_f0, key, self.settings.match_k)
             with timer("vocoder"):
                 pitch = (source_f0 * ratio).to(converted.device)
                 return vocoder.synthesise(converted, pitch).cpu()[0]

@@ -81,7 +81,9 @@ def build_from_checkpoint(cls: type, path: str, kind: str,
                           map_location: str | torch.device = "cpu") -> Any:
     """The one place a model is built from a checkpoint: `cls` constructed from the
     hyper-parameters its constructor takes (configs rebuilt by their type hints), given every
-    tensor it has from the checkpoint's state dict (any missing is an error), in eval mode.
+    tensor it has from the checkpoint's state dict (any missing is an error), in eval mode;
+    a model with `read_checkpoint_extras` also gets the checkpoint to read what it keeps beside
+    the weights.
     Works for a training module and for a lighter inference model of the same checkpoint."""
     checkpoint = read_checkpoint(path, kind, map_location)
     hints = typing.get_type_hints(cls.__init__)
@@ -96,4 +98,6 @@ def build_from_checkpoint(cls: type, path: str, kind: str,
         raise VoiceconvError(f"{path} lacks {len(missing)} tensors of {cls.__name__} "
                              f"(e.g. {missing[0]})")
     model.load_state_dict({k: state[k] for k in wanted})
+    if hasattr(model, "read_checkpoint_extras"):
+        model.read_checkpoint_extras(checkpoint)
     return model.eval()

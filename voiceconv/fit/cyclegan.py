@@ -6,7 +6,7 @@ One training step (batch = unpaired crops of A and B, each normalised by its sin
      D2_a, D2_b (real vs cycle-reconstructed), least squares
   3. generator step against the updated discriminators: adversarial + two-step adversarial
      + cycle consistency + identity (identity weight dropped after `identity_until_step`)
-     + optionally L1 to nearest-neighbour pseudo-targets (`voiceconv.fit.neighbours`)
+     + optionally L1 to nearest-neighbour pseudo-targets (`voiceconv.core.neighbours`)
 Every loss term is logged under train/.
 """
 
@@ -33,6 +33,10 @@ from voiceconv.models.generator import PAPER
 from voiceconv.models.pair import PairConversion
 from voiceconv.training.callbacks import StepClock
 from voiceconv.training.resume import ExactResume, plain_hparams
+
+# Training frames each checkpoint keeps per singer for matching: 3.9 minutes of singing, 6.4 MB,
+# small beside the weights and optimizer state; the demo's and mbrola's singers fit whole.
+MAX_BANK_FRAMES = 20_000
 
 
 @dataclass(frozen=True)
@@ -147,7 +151,13 @@ class CycleGANVC(PairConversion, ExactResume, L.LightningModule):
                 f"--model.init_args.discriminator.last_kernel '{list(saved.shape[2:])}'")
         super().on_load_checkpoint(checkpoint)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        if self.frame_banks is not None:
+            checkpoint["frame_banks"] = self.frame_banks
+
     def on_fit_start(self) -> None:
+        self.frame_banks = training_frame_banks(self.trainer.datamodule)
         # Here rather than in setup: only now does the trainer know whether it resumes from a
         # checkpoint (whose weights, restored already, must stay).
         path = self.hparams.init_from
@@ -331,6 +341,21 @@ class CycleGANVC(PairConversion, ExactResume, L.LightningModule):
             logs["val/mcd_parallel"] = torch.cat(val["mcd_parallel"]).mean()
             logs["val/mcd_parallel_source"] = torch.cat(val["mcd_parallel_source"]).mean()
         self.log_dict(logs, prog_bar=True, sync_dist=True)
+
+
+def training_frame_banks(data: Any) -> dict[str, torch.Tensor] | None:
+    """Each singer's normalised training frames, for conversions matched to the target's own
+    frames (`match_k`); at most MAX_BANK_FRAMES each, evenly spaced through the songs."""
+    train_set = getattr(data, "train_set", None)
+    if train_set is None:
+        return None
+    banks = {}
+    for singer in ("a", "b"):
+        frames = train_set.mels[singer]
+        if frames.shape[1] > MAX_BANK_FRAMES:
+            frames = frames[:, torch.linspace(0, frames.shape[1] - 1, MAX_BANK_FRAMES).long()]
+        banks[singer] = frames.clone()
+    return banks
 
 
 def _stacked(net: nn.Module, *inputs: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:

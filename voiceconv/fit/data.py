@@ -19,7 +19,7 @@ from data_prep import prepared
 from voiceconv.core.envelope import SpectralEnvelope
 from voiceconv.core.errors import VoiceconvError
 from voiceconv.core.features import FeatureConfig
-from voiceconv.fit.neighbours import neighbour_means
+from voiceconv.core.neighbours import neighbour_means
 from voiceconv.models.content import ContentEncoder, ContentEncoderConfig
 from voiceconv.training.crops import (
     CropData,
@@ -38,7 +38,7 @@ class RandomCrops(IndexedBatches):
     Crops are drawn uniformly over every position where an N-frame window fits, so long
     segments are sampled in proportion to their length. With `neighbour_k`, batches also hold
     "nn_b" and "nn_a": for each frame of the A (B) crop, the mean mel of its k nearest frames
-    of the other singer (`voiceconv.fit.neighbours`), computed once here; `match` gives the
+    of the other singer (`voiceconv.core.neighbours`), computed once here; `match` gives the
     features frames are matched on, (D, T) for a segment (default: its normalised mel).
     """
 

@@ -16,6 +16,7 @@ from voiceconv.core.checkpoint import build_from_checkpoint
 from voiceconv.core.envelope import SpectralEnvelope, shift_harmonics
 from voiceconv.core.errors import VoiceconvError
 from voiceconv.core.features import FeatureConfig
+from voiceconv.core.neighbours import neighbour_means
 from voiceconv.models import Generator, GeneratorConfig
 
 
@@ -25,7 +26,9 @@ class PairConversion:
     Singer "a" and "b" mels are normalised with their own statistics before the generator and
     denormalised with the target's after it. A model with `spectral_envelope` converts the
     envelopes of the mels (the timbre) and puts the source's harmonics (the melody, moved to
-    the key asked for) back on the converted envelope.
+    the key asked for) back on the converted envelope. A model fitted since 2026-12-05 also
+    keeps each singer's normalised training frames (`frame_banks`), so that its conversions
+    can be matched to the target singer's own frames (`match_k`).
     """
 
     # Normalised levels above this are clipped at conversion, before and after the generator.
@@ -38,6 +41,7 @@ class PairConversion:
     g_ab: nn.Module
     g_ba: nn.Module
     singer_stats: dict[str, Any] | None
+    frame_banks: dict[str, torch.Tensor] | None = None  # "a", "b": (n_mels, frames)
     _envelope: SpectralEnvelope | None = None
     feature_config: FeatureConfig | None
     spectral_envelope: bool = False
@@ -56,14 +60,21 @@ class PairConversion:
     def denormalise(self, mel: torch.Tensor, singer: str) -> torch.Tensor:
         return mel * self.stats_tensor(singer, "mel_std") + self.stats_tensor(singer, "mel_mean")
 
+    def read_checkpoint_extras(self, checkpoint: dict[str, Any]) -> None:
+        """What a checkpoint keeps beside the weights (`build_from_checkpoint` calls this)."""
+        self.frame_banks = checkpoint.get("frame_banks")
+
     @torch.no_grad()
     def convert(self, log_mel: torch.Tensor, direction: str = "a2b",
-                f0: torch.Tensor | None = None, key: float = 0.0) -> torch.Tensor:
+                f0: torch.Tensor | None = None, key: float = 0.0,
+                match_k: int = 0) -> torch.Tensor:
         """log_mel: (B, n_mels, T) of the source singer -> (B, n_mels, T) as the target singer.
 
         f0: (B, T) Hz of the source, needed by a model that converts spectral envelopes; key:
         semitones the output's harmonics move by (such a model's mel follows the key; any other
-        model's mel keeps its pitch and leaves the key to an F0-driven vocoder).
+        model's mel keeps its pitch and leaves the key to an F0-driven vocoder). match_k: if
+        > 0, each converted frame is replaced by the mean of its `match_k` nearest frames of
+        the target singer's training songs (kNN-VC's matching, on the generator's output).
         Any T: the input is padded by reflection to a multiple of 4 frames and trimmed back.
         """
         source, target, generator = {"a2b": ("a", "b", self.g_ab),
@@ -83,9 +94,24 @@ class PairConversion:
         x = self.normalise(log_mel, source).clamp(max=self.MAX_Z)
         if pad:
             x = nn.functional.pad(x, (0, pad), mode="reflect" if frames > pad else "replicate")
-        converted = self.denormalise(generator(x).clamp(max=self.MAX_Z), target)[..., :frames]
+        converted = generator(x)
+        if match_k:
+            bank = self.frame_bank(target, match_k).to(device)
+            converted = torch.stack([neighbour_means(c, bank, match_k) for c in converted])
+        converted = self.denormalise(converted.clamp(max=self.MAX_Z), target)[..., :frames]
         converted = converted + harmonics
         return converted + energy - torch.logsumexp(converted, dim=1, keepdim=True)
+
+    def frame_bank(self, singer: str, k: int) -> torch.Tensor:
+        banks = self.frame_banks
+        if banks is None:
+            raise VoiceconvError("this model keeps no training frames to match (it was fitted "
+                                 "before 2026-12-05): fit it again, or convert without "
+                                 "--match-k")
+        if not 0 < k <= banks[singer].shape[1]:
+            raise VoiceconvError(f"--match-k must be in 1..{banks[singer].shape[1]} (the "
+                                 f"target singer's training frames), got {k}")
+        return banks[singer]
 
     def envelopes_of(self, log_mel: torch.Tensor, f0: torch.Tensor | None) -> torch.Tensor:
         if f0 is None:

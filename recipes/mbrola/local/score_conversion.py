@@ -1,12 +1,13 @@
 """Score a fitted CycleGAN on the parallel mbrola dev melodies.
 
 Renders, for every dev melody of the source voice: the source copy-synthesised through the
-vocoder, and the source converted toward the target and rendered by the same vocoder; then
-measures each (and the raw source) against the real target with `voiceconv eval` (MCD on WORLD
-mel-cepstra, sample-aligned) and against the source's own F0 (the melody must survive).
+vocoder, and the source converted toward the target (plainly, and with its frames matched to
+the target's training frames: `voiceconv convert --match-k`) and rendered by the same vocoder;
+then measures each (and the raw source) against the real target with `voiceconv eval` (MCD on
+WORLD mel-cepstra, sample-aligned) and against the source's own F0 (the melody must survive).
 
-Usage: score_conversion.py CKPT CORPUS SOURCE TARGET OUT [--vocoder NAME]
-Prints one table and writes OUT/{raw,vocoded,converted}/metrics.json and report.html.
+Usage: score_conversion.py CKPT CORPUS SOURCE TARGET OUT [--vocoder NAME] [--match-k K]
+Prints one table and writes OUT/{raw,vocoded,converted,matched}/metrics.json and report.html.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from voiceconv.models.vocoders import NAMES, load_vocoder
 
 ROWS = (("raw", "source vs target (no conversion)"),
         ("vocoded", "source through the vocoder vs target"),
-        ("converted", "converted source vs target"))
+        ("converted", "converted source vs target"),
+        ("matched", "converted, matched to the target's frames"))
 
 
 def main() -> None:
@@ -34,6 +36,8 @@ def main() -> None:
     for name in ("checkpoint", "corpus", "source", "target", "out"):
         parser.add_argument(name)
     parser.add_argument("--vocoder", default="world", choices=NAMES)
+    parser.add_argument("--match-k", type=int, default=32,
+                        help="k of the matched row (voiceconv convert --match-k)")
     args = parser.parse_args()
     model = load_model(args.checkpoint)
     config = model.feature_config
@@ -46,7 +50,9 @@ def main() -> None:
         mel, f0 = torch.from_numpy(feats.mel)[None], torch.from_numpy(feats.f0)[None]
         # Both voices sing in the same octave: the converted voice sings the source F0.
         renders = {"vocoded": vocoder.render(mel, f0),
-                   "converted": vocoder.render(model.convert(mel, "a2b", f0), f0)}
+                   "converted": vocoder.render(model.convert(mel, "a2b", f0), f0),
+                   "matched": vocoder.render(model.convert(mel, "a2b", f0,
+                                                           match_k=args.match_k), f0)}
         for kind, rendered in renders.items():
             write_audio(out / kind / "audio" / path.name, rendered[0].numpy(),
                         config.sample_rate, subtype="PCM_16")

@@ -1,13 +1,17 @@
-"""Nearest-neighbour pseudo-targets: a frame-level training signal from non-parallel data.
+"""Nearest-neighbour means: frames of one singer described by frames of the other.
 
-The adversarial loss tells the generator only what the target singer sounds like on average;
-nothing says which target frame a given source frame
-should become. Nearest neighbours do, in the spirit of INCA (Erro, Moreno & Bonafonte, 2010:
+Training (`voiceconv.fit.data`): the adversarial loss tells the generator only what the target
+singer sounds like on average; nothing says which target frame a given source frame should
+become. Nearest neighbours do, in the spirit of INCA (Erro, Moreno & Bonafonte, 2010:
 non-parallel alignment by nearest neighbours) and kNN-VC (Baas et al., 2023): after per-singer
 normalisation, the target frames closest to a source frame are mostly the same sound sung at
 a similar place in the range, and their mean is a usable stand-in for the unknown parallel
 frame. A generator trained toward it keeps the cycle and adversarial losses that a plain
 lookup lacks (measurements: docs/journal/2026-11-24-nearest-neighbour-targets.md).
+
+Conversion (`voiceconv.models.pair`, `match_k`): the generator's output is a better query than
+the source, so its frames can be replaced by the mean of their nearest target frames
+(docs/journal/2026-12-05-frame-matching.md).
 """
 
 from __future__ import annotations
