@@ -354,7 +354,7 @@ def training_frame_banks(data: Any) -> dict[str, torch.Tensor] | None:
         frames = train_set.mels[singer]
         if frames.shape[1] > MAX_BANK_FRAMES:
             frames = frames[:, torch.linspace(0, frames.shape[1] - 1, MAX_BANK_FRAMES).long()]
-        banks[singer] = frames.clone()
+        banks[singer] = frames
     return banks
 
 
