@@ -7,6 +7,7 @@ problem with one input is one line in the summary, the others still convert, exi
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -185,6 +186,9 @@ def main(argv: list[str], prog: str = "voiceconv convert") -> int:
     args = build_parser(prog).parse_args(argv)
     if args.jobs < 1:
         raise VoiceconvError("--jobs must be at least 1")
+    if not args.chunk_seconds >= 1 or math.isinf(args.chunk_seconds):  # also refuses nan
+        raise VoiceconvError(f"--chunk-seconds must be a finite number of seconds, at least 1; "
+                             f"got {args.chunk_seconds:g}")
     parse_key(args.key)
     jobs, failures = collect_jobs(args.inputs, args.out, args.format, args.accompaniment)
     if jobs:
