@@ -87,10 +87,7 @@ class PairConversion:
         harmonics = 0.0
         if self.spectral_envelope:
             envelope = self.envelopes_of(log_mel, f0)
-            import os
-            mode = os.environ.get("VC_HARM", "shifted")
-            harmonics = {"shifted": lambda: shift_harmonics(log_mel - envelope, key, self.feature_config),
-                         "unshifted": lambda: log_mel - envelope, "none": lambda: 0.0}[mode]()
+            harmonics = shift_harmonics(log_mel - envelope, key, self.feature_config)
             log_mel = envelope
         frames = log_mel.shape[-1]
         pad = -frames % 4
