@@ -186,7 +186,7 @@ def main(argv: list[str], prog: str = "voiceconv convert") -> int:
     args = build_parser(prog).parse_args(argv)
     if args.jobs < 1:
         raise VoiceconvError("--jobs must be at least 1")
-    if not args.chunk_seconds >= 1 or math.isinf(args.chunk_seconds):  # also refuses nan
+    if not 1 <= args.chunk_seconds < math.inf:  # nan fails every comparison
         raise VoiceconvError(f"--chunk-seconds must be a finite number of seconds, at least 1; "
                              f"got {args.chunk_seconds:g}")
     parse_key(args.key)
