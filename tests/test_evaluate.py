@@ -95,6 +95,38 @@ def test_nonparallel_mode_measures_melody_against_the_source_and_no_mcd(shifted_
             assert float(r["speaker_sim_gain"]) == pytest.approx(gain, abs=1e-6)
 
 
+def test_a_corrupt_file_is_listed_with_its_reason_and_the_others_are_measured(shifted_set,
+                                                                              tmp_path):
+    root, _, _ = shifted_set
+    for folder in ("converted", "reference", "source"):
+        shutil.copytree(root / folder, tmp_path / folder)
+        (tmp_path / folder / "broken.wav").write_bytes(b"RIFF, then nothing a decoder reads")
+        sf.write(tmp_path / folder / "silent.wav", np.zeros(3 * 16000), 16000)
+    (tmp_path / "file").write_text("not a folder")
+    args = [sys.executable, "-m", "voiceconv.cli", "eval", "--quiet"] + [
+        a for f in ("converted", "reference", "source") for a in (f"--{f}", str(tmp_path / f))]
+    unwritable = subprocess.run([*args, "--out", str(tmp_path / "file" / "out")], cwd=REPO,
+                                capture_output=True, text=True, timeout=600)
+    assert unwritable.returncode == 2  # refused before any file is measured
+    assert unwritable.stderr.strip().splitlines() == [
+        f"voiceconv eval: error: cannot write to {tmp_path / 'file' / 'out'}: Not a directory"]
+
+    done = subprocess.run([*args, "--out", str(tmp_path / "out")], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1, done.stderr  # measured, but not everything
+    assert f"failed: {tmp_path / 'converted' / 'broken.wav'}: cannot decode" in done.stderr
+    assert "Traceback" not in done.stderr and "Warning" not in done.stderr
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["n_files"] == 3
+    assert [f["file"] for f in metrics["failed"]] == ["broken"]
+    assert abs(metrics["f0_median_cents"] - 100) < 5  # the real pairs, as measured alone
+    rows = {r["file"]: r for r in csv.DictReader((tmp_path / "out" / "metrics.csv").open())}
+    assert sorted(rows) == ["nit_f001/nitech_jp_song070_f001_004", "pjs/pjs001_song", "silent"]
+    if "speaker_sim_target" in metrics:  # resemblyzer installed: silence has no speaker
+        assert rows["silent"]["speaker_sim_target"] == "nan"
+        assert metrics["speaker_sim_target"] > 0.5
+
+
 def test_speaker_similarity_separates_singers():
     pytest.importorskip("resemblyzer", reason="optional extra voiceconv[speaker] missing")
     from voiceconv.eval.speaker import embed

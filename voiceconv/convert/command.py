@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from voiceconv.core.audio import AUDIO_EXTENSIONS, human_duration
 from voiceconv.core.errors import VoiceconvError
+from voiceconv.core.fileio import require_writable
 
 FORMATS = ("wav", "flac")
 
@@ -112,16 +113,6 @@ def _duration(path: Path) -> float:
         return float(sf.info(str(path)).duration)
     except Exception:  # noqa: BLE001 - unreadable files fail later with their reason
         return 0.0
-
-
-def require_writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".voiceconv-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise VoiceconvError(f"cannot write to {folder}: {exc.strerror or exc}") from None
 
 
 def pick_device(name: str) -> str:

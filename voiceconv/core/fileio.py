@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from voiceconv.core.errors import VoiceconvError
+
 TEMP_MARKER = ".tmp-"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -70,3 +72,14 @@ def remove_stale_temporaries(directory: str | os.PathLike) -> int:
             path.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def require_writable(folder: Path) -> None:
+    """Create `folder` and prove it takes a file, before any work goes into it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".voiceconv-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise VoiceconvError(f"cannot write to {folder}: {exc.strerror or exc}") from None

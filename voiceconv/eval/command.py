@@ -10,6 +10,7 @@ import csv
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,8 @@ import numpy as np
 from tqdm import tqdm
 
 from voiceconv.core.audio import AUDIO_EXTENSIONS, load_mono
-from voiceconv.core.errors import VoiceconvError
-from voiceconv.core.fileio import atomic_path, read_jsonl, write_text_atomic
+from voiceconv.core.errors import AudioDecodeError, VoiceconvError
+from voiceconv.core.fileio import atomic_path, read_jsonl, require_writable, write_text_atomic
 from voiceconv.core.metrics import (
     FRAME_PERIOD_MS,
     analyse,
@@ -84,22 +85,30 @@ def load_score(path: Path) -> dict[str, list[list[float]]]:
     return {Path(row["wav"]).with_suffix("").as_posix(): row["notes"] for row in read_jsonl(path)}
 
 
+def _load(path: Path, sample_rate: int) -> np.ndarray:
+    try:
+        return load_mono(path, sample_rate)
+    except AudioDecodeError as exc:
+        raise AudioDecodeError(f"{path}: {exc}") from None
+
+
 def evaluate_pair(pair: Pair, mode: str, score: dict[str, list] | None,
                   sample_rate: int, transposed: bool = False) -> dict[str, Any]:
-    converted = load_mono(pair.converted, sample_rate)
+    converted = _load(pair.converted, sample_rate)
     conv_frames = analyse(converted, sample_rate)
     row: dict[str, Any] = {"file": pair.key}
     if mode == "nonparallel":
         # The reference is another song of the target singer: only who sings is comparable
         # (speaker similarity); the melody is measured against the source.
         if pair.source is None:
-            raise VoiceconvError("--mode nonparallel needs --source (the melody to keep)")
-        source = load_mono(pair.source, sample_rate)
+            raise VoiceconvError(f"{pair.converted}: no namesake in --source (the melody to "
+                                 "keep)")
+        source = _load(pair.source, sample_rate)
         row.update({"mcd_db": math.nan, "mcd_frames": 0, "mcd_silent_excluded": 0})
         f0_reference, against = f0_track(source, sample_rate), "source"
         f0_converted, length_reference = conv_frames.f0, source
     else:
-        reference = load_mono(pair.reference, sample_rate)
+        reference = _load(pair.reference, sample_rate)
         ref_frames = analyse(reference, sample_rate)
         mcd = mel_cepstral_distortion(ref_frames, conv_frames, mode)
         row.update({"mcd_db": mcd.mcd_db, "mcd_frames": mcd.n_frames,
@@ -109,7 +118,7 @@ def evaluate_pair(pair: Pair, mode: str, score: dict[str, list] | None,
             f0_reference, against = f0_from_score(score[pair.key], len(conv_frames.f0)), "score"
             f0_converted = conv_frames.f0
         elif pair.source is not None:
-            f0_reference = f0_track(load_mono(pair.source, sample_rate), sample_rate)
+            f0_reference = f0_track(_load(pair.source, sample_rate), sample_rate)
             f0_converted, against = conv_frames.f0, "source"
         else:
             # Unaligned pairs compare F0 along the MCD alignment path.
@@ -141,12 +150,29 @@ def evaluate(converted: Path, reference: Path, out: Path, source: Path | None = 
     from voiceconv.eval.report import write_report
     from voiceconv.eval.speaker import speaker_similarities
 
+    if mode == "nonparallel" and source is None:
+        raise VoiceconvError("--mode nonparallel needs --source (the melody to keep)")
     pairs = pair_files(converted, reference, source)
     score = load_score(score_path) if score_path else None
+    require_writable(out)
+
+    def measure(pair: Pair) -> dict[str, Any] | str:
+        """The pair's row, or why it could not be measured (one bad file spoils no other)."""
+        try:
+            return evaluate_pair(pair, mode, score, sample_rate, transposed)
+        except VoiceconvError as exc:
+            return str(exc)
+
     # Files are measured several at once: pyworld's analysis releases the GIL.
-    rows = list(tqdm(in_order(lambda p: evaluate_pair(p, mode, score, sample_rate, transposed),
-                              pairs, min(len(pairs), os.cpu_count() or 1)),
-                     total=len(pairs), desc="eval", unit="file", disable=not progress))
+    results = list(tqdm(in_order(measure, pairs, min(len(pairs), os.cpu_count() or 1)),
+                        total=len(pairs), desc="eval", unit="file", disable=not progress))
+    failed = [{"file": p.key, "reason": r} for p, r in zip(pairs, results, strict=True)
+              if isinstance(r, str)]
+    pairs = [p for p, r in zip(pairs, results, strict=True) if not isinstance(r, str)]
+    rows = [r for r in results if not isinstance(r, str)]
+    if not rows:
+        raise VoiceconvError(f"none of the {len(failed)} pairs could be measured; the first: "
+                             f"{failed[0]['reason']}")
     speaker, speaker_note = speaker_similarities(pairs, voice_files(target_voice),
                                                  voice_files(source_voice))
     natural, natural_note = naturalness(pairs)
@@ -155,13 +181,13 @@ def evaluate(converted: Path, reference: Path, out: Path, source: Path | None = 
         row.update(mos)
     summary: dict[str, Any] = {k: _mean([r.get(k, math.nan) for r in rows])
                                for k in SUMMARY_KEYS}
-    summary.update({"n_files": len(rows), "mode": mode, "frame_period_ms": FRAME_PERIOD_MS,
+    summary.update({"n_files": len(rows), "failed": failed,
+                    "mode": mode, "frame_period_ms": FRAME_PERIOD_MS,
                     "mcd_silent_frames_excluded": int(sum(r["mcd_silent_excluded"]
                                                           for r in rows)),
                     "f0_against": sorted({r["f0_against"] for r in rows}),
                     "notes": [n for n in {speaker_note, natural_note,
                                           *(r["f0_note"] for r in rows)} if n]})
-    out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "metrics.json", json.dumps(_jsonable(summary), indent=2) + "\n")
     _write_csv(out / "metrics.csv", rows)
     write_report(out / "report.html", pairs, rows, summary, sample_rate)
@@ -244,4 +270,6 @@ def main(argv: list[str] | None = None, prog: str = "voiceconv eval") -> int:
     for note in summary["notes"]:
         print(note)
     print(f"{summary['n_files']} files; report: {args.out / 'report.html'}")
-    return 0
+    for failure in summary["failed"]:
+        print(f"failed: {failure['reason']}", file=sys.stderr)
+    return 1 if summary["failed"] else 0

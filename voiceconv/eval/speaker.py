@@ -15,6 +15,8 @@ import numpy as np
 from voiceconv.core.audio import load_mono
 
 ENCODER_RATE = 16000  # GE2E was trained on 16 kHz audio
+EMBEDDING_SIZE = 256  # resemblyzer's GE2E
+SILENCE = 1e-4  # peak amplitude below which a file is taken as silent
 MISSING = "speaker similarity skipped: pip install 'voiceconv[speaker]' (resemblyzer)"
 
 
@@ -27,16 +29,22 @@ def _encoder() -> Any:
 
 
 def embed(path: Any) -> np.ndarray:
-    """Unit-length speaker embedding of one file."""
+    """Unit-length speaker embedding of one file; NaN for silence, which has no speaker (and
+    which resemblyzer's level normalisation would divide by zero)."""
     from resemblyzer import preprocess_wav
 
-    wav = preprocess_wav(load_mono(path, ENCODER_RATE), source_sr=ENCODER_RATE)
-    return _encoder().embed_utterance(wav)
+    audio = load_mono(path, ENCODER_RATE)
+    if not np.any(np.abs(audio) > SILENCE):
+        return np.full(EMBEDDING_SIZE, np.nan, np.float32)
+    return _encoder().embed_utterance(preprocess_wav(audio, source_sr=ENCODER_RATE))
 
 
 def set_embedding(embeddings: list[np.ndarray]) -> np.ndarray:
-    """The speaker of a set of files: the normalised mean of their embeddings."""
-    mean = np.mean(embeddings, axis=0)
+    """The speaker of a set of files: the normalised mean of their (finite) embeddings."""
+    finite = [e for e in embeddings if np.isfinite(e).all()]
+    if not finite:
+        return np.full(EMBEDDING_SIZE, np.nan, np.float32)
+    mean = np.mean(finite, axis=0)
     return mean / np.linalg.norm(mean)
 
 
