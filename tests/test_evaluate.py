@@ -102,8 +102,15 @@ def test_a_corrupt_file_is_listed_with_its_reason_and_the_others_are_measured(sh
         shutil.copytree(root / folder, tmp_path / folder)
         (tmp_path / folder / "broken.wav").write_bytes(b"RIFF, then nothing a decoder reads")
         sf.write(tmp_path / folder / "silent.wav", np.zeros(3 * 16000), 16000)
+    # A good pair but for its reference, which a non-parallel evaluation reads only for the
+    # speaker and the report: it must still be left out, not stop them.
+    good = next((root / "converted").rglob("*.wav"))
+    for folder in ("converted", "source"):
+        shutil.copy(good, tmp_path / folder / "bad_reference.wav")
+    shutil.copy(tmp_path / "reference" / "broken.wav",
+                tmp_path / "reference" / "bad_reference.wav")
     (tmp_path / "file").write_text("not a folder")
-    args = [sys.executable, "-m", "voiceconv.cli", "eval", "--quiet"] + [
+    args = [sys.executable, "-m", "voiceconv.cli", "eval", "--quiet", "--mode", "nonparallel"] + [
         a for f in ("converted", "reference", "source") for a in (f"--{f}", str(tmp_path / f))]
     unwritable = subprocess.run([*args, "--out", str(tmp_path / "file" / "out")], cwd=REPO,
                                 capture_output=True, text=True, timeout=600)
@@ -115,10 +122,11 @@ def test_a_corrupt_file_is_listed_with_its_reason_and_the_others_are_measured(sh
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 1, done.stderr  # measured, but not everything
     assert f"failed: {tmp_path / 'converted' / 'broken.wav'}: cannot decode" in done.stderr
+    assert f"failed: {tmp_path / 'reference' / 'bad_reference.wav'}: cannot" in done.stderr
     assert "Traceback" not in done.stderr and "Warning" not in done.stderr
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["n_files"] == 3
-    assert [f["file"] for f in metrics["failed"]] == ["broken"]
+    assert [f["file"] for f in metrics["failed"]] == ["bad_reference", "broken"]
     assert abs(metrics["f0_median_cents"] - 100) < 5  # the real pairs, as measured alone
     rows = {r["file"]: r for r in csv.DictReader((tmp_path / "out" / "metrics.csv").open())}
     assert sorted(rows) == ["nit_f001/nitech_jp_song070_f001_004", "pjs/pjs001_song", "silent"]

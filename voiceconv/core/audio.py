@@ -101,8 +101,12 @@ def resample(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
 
 
 def load_mono(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
-    """Decode, down-mix and resample: the one-call path for inference and evaluation."""
-    src = decode(path)
+    """Decode, down-mix and resample: the one-call path for evaluation. An unreadable file
+    raises AudioDecodeError naming it (evaluations read many files at once)."""
+    try:
+        src = decode(path)
+    except AudioDecodeError as exc:
+        raise AudioDecodeError(f"{path}: {exc}") from None
     return resample(to_mono(src.samples), src.sample_rate, sample_rate)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from voiceconv.core.audio import AUDIO_EXTENSIONS, load_mono
-from voiceconv.core.errors import AudioDecodeError, VoiceconvError
+from voiceconv.core.errors import VoiceconvError
 from voiceconv.core.fileio import atomic_path, read_jsonl, require_writable, write_text_atomic
 from voiceconv.core.metrics import (
     FRAME_PERIOD_MS,
@@ -85,30 +85,25 @@ def load_score(path: Path) -> dict[str, list[list[float]]]:
     return {Path(row["wav"]).with_suffix("").as_posix(): row["notes"] for row in read_jsonl(path)}
 
 
-def _load(path: Path, sample_rate: int) -> np.ndarray:
-    try:
-        return load_mono(path, sample_rate)
-    except AudioDecodeError as exc:
-        raise AudioDecodeError(f"{path}: {exc}") from None
-
-
 def evaluate_pair(pair: Pair, mode: str, score: dict[str, list] | None,
                   sample_rate: int, transposed: bool = False) -> dict[str, Any]:
-    converted = _load(pair.converted, sample_rate)
+    # Every file of the pair is read here, used or not, so that a pair with an unreadable
+    # one is left out before the speaker, naturalness and report stages read them again.
+    converted = load_mono(pair.converted, sample_rate)
+    reference = load_mono(pair.reference, sample_rate)
+    source = load_mono(pair.source, sample_rate) if pair.source is not None else None
     conv_frames = analyse(converted, sample_rate)
     row: dict[str, Any] = {"file": pair.key}
     if mode == "nonparallel":
         # The reference is another song of the target singer: only who sings is comparable
         # (speaker similarity); the melody is measured against the source.
-        if pair.source is None:
+        if source is None:
             raise VoiceconvError(f"{pair.converted}: no namesake in --source (the melody to "
                                  "keep)")
-        source = _load(pair.source, sample_rate)
         row.update({"mcd_db": math.nan, "mcd_frames": 0, "mcd_silent_excluded": 0})
         f0_reference, against = f0_track(source, sample_rate), "source"
         f0_converted, length_reference = conv_frames.f0, source
     else:
-        reference = _load(pair.reference, sample_rate)
         ref_frames = analyse(reference, sample_rate)
         mcd = mel_cepstral_distortion(ref_frames, conv_frames, mode)
         row.update({"mcd_db": mcd.mcd_db, "mcd_frames": mcd.n_frames,
@@ -117,8 +112,8 @@ def evaluate_pair(pair: Pair, mode: str, score: dict[str, list] | None,
         if score is not None and pair.key in score:
             f0_reference, against = f0_from_score(score[pair.key], len(conv_frames.f0)), "score"
             f0_converted = conv_frames.f0
-        elif pair.source is not None:
-            f0_reference = f0_track(_load(pair.source, sample_rate), sample_rate)
+        elif source is not None:
+            f0_reference = f0_track(source, sample_rate)
             f0_converted, against = conv_frames.f0, "source"
         else:
             # Unaligned pairs compare F0 along the MCD alignment path.
