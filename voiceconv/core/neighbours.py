@@ -33,7 +33,8 @@ def neighbour_means(queries: torch.Tensor, bank: torch.Tensor, k: int, chunk: in
         raise ValueError(f"k must be in 1..{bank.shape[1]} (bank frames), got {k}")
     bank_t = bank.T.contiguous()
     values_t = bank_t if values is None else values.T.contiguous()
-    out = torch.empty(values_t.shape[1], queries.shape[1], dtype=values_t.dtype)
+    out = torch.empty(values_t.shape[1], queries.shape[1], dtype=values_t.dtype,
+                      device=values_t.device)
     for start in range(0, queries.shape[1], chunk):
         block = queries[:, start: start + chunk].T
         nearest = torch.cdist(block, bank_t).topk(k, largest=False).indices  # (chunk, k)
