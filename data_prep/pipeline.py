@@ -30,6 +30,7 @@ from voiceconv.core.features import require_f0_method
 from voiceconv.core.fileio import (
     read_jsonl,
     remove_stale_temporaries,
+    require_writable,
     write_jsonl,
     write_text_atomic,
 )
@@ -66,7 +67,7 @@ def run_prep(corpus: str | Path | None, out_dir: str | Path, config: PrepConfig 
     if "features" in stages:
         require_f0_method(config.features)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    require_writable(out_dir)
     remove_stale_temporaries(out_dir)
     write_text_atomic(out_dir / "prep_config.json",
                       json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")

@@ -298,3 +298,18 @@ def test_a_folder_that_is_not_a_prep_output_is_one_clear_line(fit_config, tmp_pa
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     assert "is not a `voiceconv prep` output" in err[0]
+
+
+def test_a_mistyped_option_or_a_broken_config_is_one_clear_line(fit_config, tmp_path, capsys):
+    # jsonargparse prints about 55 lines of usage before its error; the CLI prints one.
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model: [\n")
+    cases = ((["--config", SMALL, "--config", fit_config, "--trainer.max_stepz", "3"],
+              "unrecognized arguments: --trainer.max_stepz 3"),
+             (["--config", broken], "Problems parsing config"))
+    for args, expected in cases:
+        with pytest.raises(SystemExit) as stopped:
+            fit(*args)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert stopped.value.code == 2 and len(err) == 1, err
+        assert err[0].startswith("voiceconv fit: error: ") and expected in err[0], err

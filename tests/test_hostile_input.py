@@ -189,3 +189,16 @@ def test_a_file_over_the_length_limit_is_refused_not_loaded(tmp_path):
                       progress=False)
     reasons = [r["reason"] for r in report.rejects]
     assert reasons == ["too long (4.0 s, limit 2.0 s); split it first"]
+
+
+def test_cli_with_an_unwritable_output_or_a_broken_config_says_so_in_one_line(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    done = _cli("prep", str(tmp_path), str(tmp_path / "a_file" / "out"))
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"voiceconv prep: error: cannot write to " \
+                                  f"{tmp_path / 'a_file' / 'out'}: Not a directory"
+    (tmp_path / "broken.yaml").write_text("features: [\n")
+    done = _cli("prep", str(tmp_path), str(tmp_path / "out"), "--config",
+                str(tmp_path / "broken.yaml"))
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
+    assert "cannot read config" in done.stderr and "line 2" in done.stderr

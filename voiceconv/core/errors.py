@@ -26,7 +26,7 @@ def run_as_command(main: Callable[[list[str], str], int | None], argv: list[str]
     try:
         return main(argv, prog) or 0
     except VoiceconvError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; rerun the same command to resume", file=sys.stderr)
@@ -34,6 +34,11 @@ def run_as_command(main: Callable[[list[str], str], int | None], argv: list[str]
     except Exception as exc:  # noqa: BLE001 - the CLI promises one line, never a traceback
         if os.environ.get("VOICECONV_DEBUG"):
             raise
-        print(f"{prog}: unexpected error: {type(exc).__name__}: {exc} "
+        print(f"{prog}: unexpected error: {type(exc).__name__}: {one_line(str(exc))} "
               "(set VOICECONV_DEBUG=1 for a traceback)", file=sys.stderr)
         return 1
+
+
+def one_line(message: str) -> str:
+    """A message that may quote a library's multi-line text (YAML's, a parser's), as one line."""
+    return " ".join(message.split())

@@ -15,11 +15,11 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from voiceconv.core.errors import VoiceconvError
+from voiceconv.core.errors import VoiceconvError, one_line
 from voiceconv.training.callbacks import (
     AtomicCheckpointIO,
     LastCheckpoint,
@@ -107,6 +107,21 @@ class VoiceconvCLI(LightningCLI):
         return super().instantiate_trainer(**kwargs)
 
 
+def _one_line_errors(prog: str) -> type[LightningArgumentParser]:
+    """A parser whose option errors are one line that names `prog`; jsonargparse's own print
+    a page of usage first (about 55 lines for `fit`), which buries the error."""
+
+    class Parser(LightningArgumentParser):
+        def error(self, message: str, ex: Exception | None = None):
+            if not self.exit_on_error or os.environ.get("JSONARGPARSE_DEBUG"):
+                return super().error(message, ex)  # jsonargparse trying alternatives
+            print(f"{prog}: error: {one_line(message)} (options: {prog} --help)",
+                  file=sys.stderr)
+            self.exit(2)
+
+    return Parser
+
+
 # Data module attributes a model may take as constructor arguments (see `link_arguments`).
 DATA_FACTS = ("feature_config", "singer_stats", "neighbour_k", "n_singers", "spectral_envelope")
 
@@ -150,6 +165,7 @@ def run(argv: list[str], prog: str) -> int:
                            subclass_mode_data=True, args=["fit", *argv],
                            save_config_kwargs={"overwrite": True},
                            auto_configure_optimizers=False, seed_everything_default=0,
+                           parser_class=_one_line_errors(prog),
                            parser_kwargs={"prog": prog.removesuffix(" fit")})
     except SIGTERMException:  # Lightning's loops end a SIGTERM'd run with SystemExit(None)
         print(f"{prog}: stopped by SIGTERM; rerun the same command to resume", file=sys.stderr)
