@@ -52,9 +52,13 @@ def test_stage_0_lists_training_and_held_out_songs(tmp_path):
     assert not (demo / "dump").exists()  # stage 1 was outside the range
 
 
-def test_unknown_option_is_refused(tmp_path):
-    done = _run("--stgae", "1", cwd=_recipe_copy(tmp_path))
+def test_unknown_option_or_a_stage_that_is_not_a_number_is_refused(tmp_path):
+    demo = _recipe_copy(tmp_path)
+    done = _run("--stgae", "1", cwd=demo)
     assert done.returncode == 2 and "unknown option --stgae" in done.stderr
+    done = _run("--stage", "one", cwd=demo)  # bash's test errors, then "done", exit 0, before
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith("error: --stage must be a whole number (got 'one')")
 
 
 def test_own_corpus_recipe_takes_a_kaldi_dir_and_names_what_is_missing(tmp_path):

@@ -17,7 +17,7 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.environments import SLURMEnvironment
-from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from voiceconv.core.errors import VoiceconvError, one_line
 from voiceconv.training.callbacks import (
@@ -167,6 +167,8 @@ def run(argv: list[str], prog: str) -> int:
                            auto_configure_optimizers=False, seed_everything_default=0,
                            parser_class=_one_line_errors(prog),
                            parser_kwargs={"prog": prog.removesuffix(" fit")})
+    except MisconfigurationException as exc:  # Lightning's word for a bad option value
+        raise VoiceconvError(str(exc)) from None
     except SIGTERMException:  # Lightning's loops end a SIGTERM'd run with SystemExit(None)
         print(f"{prog}: stopped by SIGTERM; rerun the same command to resume", file=sys.stderr)
         return 128 + signal.SIGTERM
