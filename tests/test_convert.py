@@ -380,6 +380,8 @@ def test_bad_model_unwritable_output_and_bad_options_are_one_line(fitted_model, 
         (["--model", fitted_model, "--key", "up"], "--key must be"),
         (["--model", fitted_model, "--match-k", "1000000"], "--match-k must be in 1.."),
         (["--model", fitted_model, "--chunk-seconds", "nan"], "--chunk-seconds must be"),
+        (["--model", fitted_model, "--accompaniment", tmp_path / "band.flac"],
+         "band.flac: file does not exist"),
         (["--model", tmp_path / "no-frames.ckpt", "--match-k", "4"],
          "keeps no training frames to match"),
     ]

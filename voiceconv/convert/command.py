@@ -17,7 +17,7 @@ from pathlib import Path
 import soundfile as sf
 from tqdm import tqdm
 
-from voiceconv.core.audio import AUDIO_EXTENSIONS, human_duration
+from voiceconv.core.audio import AUDIO_EXTENSIONS, human_duration, why_not_a_file
 from voiceconv.core.errors import VoiceconvError
 from voiceconv.core.fileio import require_writable
 
@@ -181,6 +181,8 @@ def main(argv: list[str], prog: str = "voiceconv convert") -> int:
         raise VoiceconvError(f"--chunk-seconds must be a finite number of seconds, at least 1; "
                              f"got {args.chunk_seconds:g}")
     parse_key(args.key)
+    if args.accompaniment is not None and (reason := why_not_a_file(args.accompaniment)):
+        raise VoiceconvError(f"--accompaniment {args.accompaniment}: {reason}")
     jobs, failures = collect_jobs(args.inputs, args.out, args.format, args.accompaniment)
     if jobs:
         require_writable(args.out)
