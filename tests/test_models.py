@@ -15,7 +15,7 @@ from voiceconv.core.features import FeatureConfig, LogMelSpectrogram
 from voiceconv.fit import losses
 from voiceconv.models import Generator, PatchDiscriminator, fif_mask
 from voiceconv.models.generator import PAPER, SMALL
-from voiceconv.models.layers import SingleOutputConv2d, glu
+from voiceconv.models.layers import SingleOutputConv2d, _SingleOutputConv, glu
 
 CROP = 64  # frames, about 0.74 s
 
@@ -131,21 +131,27 @@ def test_cycle_and_identity_losses_are_zero_only_for_equal_inputs(mel_crops):
 
 
 def test_the_faster_layers_give_the_plain_layers_numbers(mel_crops):
-    """SingleOutputConv2d's own weight gradient and the written-out GLU, on channels-last
-    activations as the generator runs them, against nn.Conv2d and nn.functional.glu."""
+    """SingleOutputConv2d (its FFT form on the CPU, its conv2d form elsewhere) and the
+    written-out GLU, on channels-last activations as the generator runs them, against
+    nn.Conv2d and nn.functional.glu."""
     torch.manual_seed(0)
     x = torch.randn(6, 16, 80, 64).contiguous(memory_format=torch.channels_last)
     fast = SingleOutputConv2d(16, (5, 15))
     plain = torch.nn.Conv2d(16, 1, (5, 15), padding=(2, 7))
     plain.load_state_dict(fast.state_dict())
     grad = mel_crops[:6, None]
-    outputs = []
-    for conv in (fast, plain):
+
+    def conv2d_form(x_):
+        return _SingleOutputConv.apply(x_, fast.weight, fast.bias, fast.padding)
+
+    results = []
+    for conv, weights in ((fast, fast), (conv2d_form, fast), (plain, plain)):
         x_ = x.clone().requires_grad_()
         y = conv(x_)
-        outputs.append([y, *torch.autograd.grad(y, (x_, conv.weight, conv.bias), grad)])
-    for got, want in zip(*outputs, strict=True):
-        assert torch.allclose(got, want, rtol=1e-4, atol=1e-4 * want.abs().max().item())
+        results.append([y, *torch.autograd.grad(y, (x_, weights.weight, weights.bias), grad)])
+    for outputs in (results[:2], results[1:]):
+        for got, want in zip(*outputs, strict=True):
+            assert torch.allclose(got, want, rtol=1e-4, atol=1e-4 * want.abs().max().item())
     x_ = x[:, :8].clone().requires_grad_()
     y = glu(x_)
     assert torch.equal(y, torch.nn.functional.glu(x_, dim=1))
