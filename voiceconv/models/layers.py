@@ -61,9 +61,9 @@ class SingleOutputConv2d(nn.Conv2d):
     gradient worst of all (the single most expensive kernel of a training step). Training on
     the CPU (outside autocast), the layer is a product of 2-D FFTs, forward and backward:
     2-3x faster than the convolutions below on training crops, equal to float rounding
-    (benchmarks/train_step.py: 10 % of a `small` step). Elsewhere it is conv2d, whose forward
-    alone is 2-3x faster than the FFTs on a whole song, with the weight gradient as a
-    convolution of the input (batch and channels swapped) and the output gradient as its
+    (about 8 % of a `small` step, benchmarks/train_step.py). Elsewhere it is conv2d, whose
+    forward alone is 2-3x faster than the FFTs on a whole song, with the weight gradient as
+    a convolution of the input (batch and channels swapped) and the output gradient as its
     kernel, about 4x faster than oneDNN's own.
     """
 
