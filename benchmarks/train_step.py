@@ -16,7 +16,8 @@ from features already in memory). A step holds crops of both singers, so samples
 On a GPU, bf16 autocast is measured too (and torch.compile with --compile).
 
 Usage: python benchmarks/train_step.py [--compare-to COMMIT ...] [--configs small paper]
-       [--batch-size 4] [--paper-batch-size 1] [--steps 10] [--repeats 3] [--prep DIR]
+       [--batch-size 4] [--paper-batch-size 1 [4 ...]] [--reference-batch-size 1]
+       [--steps 10] [--repeats 3] [--prep DIR]
 Without --prep, a prep output of the bundled demo excerpts is made in a temporary folder.
 """
 
@@ -26,6 +27,7 @@ import argparse
 import contextlib
 import gc
 import importlib.util
+import itertools
 import json
 import logging
 import statistics
@@ -188,9 +190,9 @@ def measure(args: argparse.Namespace, code_root: Path) -> list[dict]:
             variants.append(("bf16 + compile", "bf16-mixed", True))
     rows = []
     for name in args.configs:
-        batch = args.paper_batch_size if name == "paper" else args.batch_size
+        batches = args.paper_batch_size if name == "paper" else [args.batch_size]
         steps = args.paper_steps if name == "paper" else args.steps
-        for label, precision, compile_model in variants:
+        for batch, (label, precision, compile_model) in itertools.product(batches, variants):
             seconds = statistics.median(
                 voiceconv_step_seconds(name, args.prep, args.singers, batch, args.crop_frames,
                                        steps, precision, compile_model, code_root)
@@ -211,7 +213,7 @@ def other_commit(commit: str, args: argparse.Namespace) -> list[dict]:
                     "--configs", *args.configs, "--steps", str(args.steps),
                     "--paper-steps", str(args.paper_steps), "--repeats", str(args.repeats),
                     "--batch-size", str(args.batch_size),
-                    "--paper-batch-size", str(args.paper_batch_size),
+                    "--paper-batch-size", *map(str, args.paper_batch_size),
                     "--crop-frames", str(args.crop_frames)]
             out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
         finally:
@@ -230,7 +232,9 @@ def main() -> None:
     parser.add_argument("--paper-steps", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=4, help="small: the demo's")
-    parser.add_argument("--paper-batch-size", type=int, default=1, help="the reference's")
+    parser.add_argument("--paper-batch-size", type=int, nargs="+", default=[1],
+                        help="one row per size; the reference's is 1")
+    parser.add_argument("--reference-batch-size", type=int, default=1, help="as it trains")
     parser.add_argument("--crop-frames", type=int, default=64)
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--no-reference", action="store_true")
@@ -263,10 +267,10 @@ def main() -> None:
         for commit in args.compare_to:
             rows += [{**r, "code": f"voiceconv {commit}"} for r in other_commit(commit, args)]
         if "paper" in args.configs and not args.no_reference and REFERENCE.is_file():
-            rows.append({"config": "paper", "variant": "fp32", "batch": args.paper_batch_size,
+            rows.append({"config": "paper", "variant": "fp32", "batch": args.reference_batch_size,
                          "code": "reference MaskCycleGAN-VC",
                          "seconds": statistics.median(
-                             reference_step_seconds(args.paper_batch_size, args.crop_frames,
+                             reference_step_seconds(args.reference_batch_size, args.crop_frames,
                                                     args.paper_steps)
                              for _ in range(args.repeats))})
     print("\n| config | code | variant | batch | s/step | steps/s | samples/s | vs first row "
