@@ -52,6 +52,28 @@ def test_stage_0_lists_training_and_held_out_songs(tmp_path):
     assert not (demo / "dump").exists()  # stage 1 was outside the range
 
 
+def test_a_song_added_to_the_corpus_is_listed_and_prepared_on_the_next_run(tmp_path):
+    demo = _recipe_copy(tmp_path)
+    songs = [("nit_f001", "nitech_jp_song070_f001_004.flac", 1.0, 3.0),
+             ("pjs", "pjs001_song.flac", 0.5, 3.0), ("pjs", "pjs020_song.flac", 0.5, 3.0)]
+    corpus = write_corpus(tmp_path / "corpus", songs)
+    prep = tmp_path / "prep.yaml"
+    prep.write_text("features: {f0_method: dio}\n")
+    args = ["--corpus", str(corpus), "--prep-config", str(prep), "--held-out",
+            "pjs020_song", "--stage", "0", "--stop-stage", "1"]
+    assert _run(*args, cwd=demo).returncode == 0
+    again = _run(*args, cwd=demo)
+    assert again.returncode == 0 and "run: " not in again.stderr  # nothing changed
+
+    write_corpus(corpus, [("pjs", "pjs002_song.flac", 0.5, 3.0)])
+    grown = _run(*args, cwd=demo)
+    assert grown.returncode == 0, grown.stderr
+    assert "run: " in grown.stderr and "data.sh" in grown.stderr
+    assert "pjs-pjs002_song" in (demo / "data/train/wav.scp").read_text()
+    manifest = (demo / "dump/demo/prep/manifest.jsonl").read_text()
+    assert "pjs002_song" in manifest and "pjs001_song" in manifest
+
+
 def test_unknown_option_or_a_stage_that_is_not_a_number_is_refused(tmp_path):
     demo = _recipe_copy(tmp_path)
     done = _run("--stgae", "1", cwd=demo)

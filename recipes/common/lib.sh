@@ -71,6 +71,14 @@ stamp() {
     return 0
 }
 
+# listing DIR: one line that changes when a file below DIR is added, removed or rewritten
+# (for depends: a song added to a corpus).
+# A folder that is missing or unreadable is left to the command that reads it to report.
+listing() {
+    { find -L "$1" -type f -printf '%P %s %T@\n' 2>/dev/null || true; } | LC_ALL=C sort \
+        | sha1sum | cut -c1-40
+}
+
 # trainer_args: the trainer options that --ngpu asks for (none when it is unset).
 trainer_args() {
     if [ -z "${ngpu}" ]; then

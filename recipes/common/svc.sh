@@ -89,12 +89,16 @@ esac
 
 if stage_enabled 0; then
     log "stage 0: data dirs from ${corpus} (held-out songs go to data/test)"
+    depends=$(listing "${corpus}")  # songs added to the corpus are listed on a rerun
     run "${common}/local/data.sh" "${corpus}" data "${held_out}"
+    depends=""
 fi
 
 if stage_enabled 1; then
     log "stage 1: prep (train)"
+    depends=$(stamp data/train/wav.scp)  # and prepared (prep reuses what it has done)
     run voiceconv prep data/train "${dump}/prep" --jobs "${jobs}" --config "${prep_config}"
+    depends=""
     log "features: ${dump}/prep/manifest.jsonl; rejects: ${dump}/prep/rejects.jsonl"
 fi
 

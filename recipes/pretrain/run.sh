@@ -40,12 +40,16 @@ dump=dump/pool
 
 if stage_enabled 0; then
     log "stage 0: pool data dir from ${singing} and ${mbrola}/train"
+    depends="$(listing "${singing}") $(listing "${mbrola}")"  # singers added to the pool
     run local/data.sh "${singing}" "${mbrola}" data/pool "${held_out}"
+    depends=""
 fi
 
 if stage_enabled 1; then
     log "stage 1: prep the pool"
+    depends=$(stamp data/pool/wav.scp)
     run voiceconv prep data/pool "${dump}/prep" --jobs "${jobs}" --config conf/prep.yaml
+    depends=""
 fi
 
 if stage_enabled 2; then
