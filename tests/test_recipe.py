@@ -52,7 +52,7 @@ def test_stage_0_lists_training_and_held_out_songs(tmp_path):
     assert not (demo / "dump").exists()  # stage 1 was outside the range
 
 
-def test_a_song_added_to_the_corpus_is_listed_and_prepared_on_the_next_run(tmp_path):
+def test_a_song_added_or_an_edited_prep_config_is_prepared_on_the_next_run(tmp_path):
     demo = _recipe_copy(tmp_path)
     songs = [("nit_f001", "nitech_jp_song070_f001_004.flac", 1.0, 3.0),
              ("pjs", "pjs001_song.flac", 0.5, 3.0), ("pjs", "pjs020_song.flac", 0.5, 3.0)]
@@ -72,6 +72,14 @@ def test_a_song_added_to_the_corpus_is_listed_and_prepared_on_the_next_run(tmp_p
     assert "pjs-pjs002_song" in (demo / "data/train/wav.scp").read_text()
     manifest = (demo / "dump/demo/prep/manifest.jsonl").read_text()
     assert "pjs002_song" in manifest and "pjs001_song" in manifest
+    # An edited prep config prepares again, with the new settings.
+    prep.write_text("features: {f0_method: dio}\nsegment: {max_s: 2.0}\n")
+    edited = _run(*args, cwd=demo)
+    assert edited.returncode == 0, edited.stderr
+    ran = [line for line in edited.stderr.splitlines() if "run: " in line]
+    assert len(ran) == 1 and "voiceconv prep" in ran[0], edited.stderr
+    config = json.loads((demo / "dump/demo/prep/prep_config.json").read_text())
+    assert config["segment"]["max_s"] == 2.0
 
 
 def test_unknown_option_or_a_stage_that_is_not_a_number_is_refused(tmp_path):

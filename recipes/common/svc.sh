@@ -96,7 +96,9 @@ fi
 
 if stage_enabled 1; then
     log "stage 1: prep (train)"
-    depends=$(stamp data/train/wav.scp)  # and prepared (prep reuses what it has done)
+    # A corpus that changed, or an edited prep config, is prepared again (prep reuses what it
+    # has done with the same settings).
+    depends=$(stamp data/train/wav.scp "${prep_config}")
     run voiceconv prep data/train "${dump}/prep" --jobs "${jobs}" --config "${prep_config}"
     depends=""
     log "features: ${dump}/prep/manifest.jsonl; rejects: ${dump}/prep/rejects.jsonl"

@@ -47,7 +47,7 @@ fi
 
 if stage_enabled 1; then
     log "stage 1: prep the pool"
-    depends=$(stamp data/pool/wav.scp)
+    depends=$(stamp data/pool/wav.scp conf/prep.yaml)
     run voiceconv prep data/pool "${dump}/prep" --jobs "${jobs}" --config conf/prep.yaml
     depends=""
 fi
