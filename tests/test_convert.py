@@ -403,6 +403,25 @@ def test_bad_model_unwritable_output_and_bad_options_are_one_line(fitted_model, 
     assert not (tmp_path / "pwned").exists()  # the pickle's code never ran
 
 
+def test_an_output_never_replaces_an_input_and_results_are_not_inputs(fitted_model, tmp_path,
+                                                                      capsys):
+    folder = tmp_path / "songs"
+    folder.mkdir()
+    stem(folder, NIT, name="voice.wav")
+    original = (folder / "voice.wav").read_bytes()
+    code, err = convert(folder, "--model", fitted_model, "--f0-method", "dio", "--out", folder,
+                        capsys=capsys)
+    assert code == 1 and "would replace an input: choose another --out" in err, err
+    assert (folder / "voice.wav").read_bytes() == original
+    # An output folder inside the input folder: a rerun converts the song, not its result.
+    for _ in range(2):
+        code, err = convert(folder, "--model", fitted_model, "--f0-method", "dio",
+                            "--out", folder / "converted", capsys=capsys)
+        assert code == 0 and "converted 1 of 1 inputs" in err, err
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.wav")) == [
+        "converted/voice.wav", "voice.wav"]
+
+
 def test_several_files_convert_in_parallel_jobs(fitted_model, tmp_path, capsys):
     folder = tmp_path / "in"
     (folder / "sub").mkdir(parents=True)

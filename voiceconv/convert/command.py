@@ -85,8 +85,11 @@ def collect_jobs(inputs: list[str], out: Path, fmt: str, accompaniment: Path | N
     for text in inputs:
         path = Path(text)
         if path.is_dir():
+            # An output folder inside an input folder holds earlier results, not inputs.
+            results = out.resolve() if out.resolve() != path.resolve() else None
             found = sorted(p for p in path.rglob("*")
-                           if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+                           if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()
+                           and not (results and p.resolve().is_relative_to(results)))
             if not found:
                 failures.append((text, "no audio files in this folder"))
             pairs += [(p, p.relative_to(path).with_suffix("")) for p in found]
@@ -104,6 +107,11 @@ def collect_jobs(inputs: list[str], out: Path, fmt: str, accompaniment: Path | N
             continue
         taken.add(target)
         mix = out / f"{name}.mix.{fmt}" if accompaniment is not None else None
+        kept = {source.resolve(), *([accompaniment.resolve()] if accompaniment else [])}
+        if kept & {target.resolve(), *([mix.resolve()] if mix else [])}:
+            failures.append((str(source), f"{target} would replace an input: choose another "
+                                          "--out"))
+            continue
         jobs.append(Job(source, target, mix, _duration(source)))
     return jobs, failures
 
