@@ -22,15 +22,17 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_text).strip("._") or "x"
 
 
-def discover(corpus: str | os.PathLike) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Return (items, rejects). An item: source (as written in manifests), path, singer, stat."""
+def discover(corpus: str | os.PathLike, skip: str | os.PathLike | None = None
+             ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Return (items, rejects). An item: source (as written in manifests), path, singer, stat.
+    `skip`: a folder inside the corpus that is not searched (prep's own output)."""
     corpus = Path(corpus)
     if not corpus.is_dir():
         raise VoiceconvError(f"corpus folder not found: {corpus}")
     if (corpus / "wav.scp").is_file():
         candidates, rejects = _kaldi_candidates(corpus)
     else:
-        candidates, rejects = _folder_candidates(corpus)
+        candidates, rejects = _folder_candidates(corpus, skip)
     items = []
     for source, path, singer in candidates:
         if reason := why_not_a_file(path):
@@ -51,11 +53,13 @@ def _is_audio_name(name: str) -> bool:
     return name.lower().endswith(AUDIO_EXTENSIONS)
 
 
-def _folder_candidates(corpus: Path) -> tuple[list[tuple[str, Path, str]], list[dict]]:
+def _folder_candidates(corpus: Path, skip: str | os.PathLike | None = None
+                       ) -> tuple[list[tuple[str, Path, str]], list[dict]]:
     candidates, rejects = [], []
-    seen: set[str] = set()
     # Symlinked singer folders are common (one corpus assembled from several); follow them,
-    # but never twice into the same real folder, so a link cycle cannot loop forever.
+    # but never twice into the same real folder, so a link cycle cannot loop forever. The
+    # skipped folder counts as seen already.
+    seen: set[str] = {os.path.realpath(skip)} if skip is not None else set()
     for root, dirs, files in os.walk(corpus, followlinks=True):
         real = os.path.realpath(root)
         if real in seen:

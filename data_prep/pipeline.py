@@ -67,6 +67,9 @@ def run_prep(corpus: str | Path | None, out_dir: str | Path, config: PrepConfig 
     if "features" in stages:
         require_f0_method(config.features)
     out_dir = Path(out_dir)
+    if corpus is not None and Path(corpus).resolve() == out_dir.resolve():
+        raise VoiceconvError(f"the output folder is the corpus itself ({out_dir}): prep "
+                             "writes audio there; choose another")
     require_writable(out_dir)
     remove_stale_temporaries(out_dir)
     write_text_atomic(out_dir / "prep_config.json",
@@ -84,7 +87,7 @@ def run_prep(corpus: str | Path | None, out_dir: str | Path, config: PrepConfig 
             if stage == "ingest":
                 if corpus is None:
                     raise VoiceconvError("the ingest stage needs a corpus folder")
-                items, extra_rejects = discover(corpus)
+                items, extra_rejects = discover(corpus, skip=out_dir)
             else:
                 items = _read_manifest(out_dir, STAGES[STAGES.index(stage) - 1])
             result = run_stage(stage, fn, items, config, stage_settings(config), out_dir, pool,

@@ -202,3 +202,18 @@ def test_cli_with_an_unwritable_output_or_a_broken_config_says_so_in_one_line(tm
                 str(tmp_path / "broken.yaml"))
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
     assert "cannot read config" in done.stderr and "line 2" in done.stderr
+
+
+def test_prep_output_in_the_corpus_is_not_read_back_and_the_corpus_itself_is_refused(tmp_path):
+    x, sr = _singing()
+    corpus = tmp_path / "corpus"
+    (corpus / "singer").mkdir(parents=True)
+    sf.write(corpus / "singer" / "song.wav", x, sr)
+    done = _cli("prep", str(corpus), str(corpus), "--quiet")
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("voiceconv prep: error: the output folder is the "
+                                          "corpus itself"), done.stderr
+    assert [p.name for p in corpus.iterdir()] == ["singer"]  # nothing written
+    for _ in range(2):  # the second run sees the first one's audio under corpus/prep
+        report = run_prep(corpus, corpus / "prep", stages=("ingest",), progress=False)
+        assert [r["source"] for r in report.stages[0].rows] == ["singer/song.wav"]
