@@ -345,20 +345,24 @@ def test_hostile_inputs_fail_one_line_each_while_good_files_convert(fitted_model
     (tmp_path / "no_audio").mkdir()
     (tmp_path / "no_audio" / "notes.txt").write_text("lyrics")
     out = tmp_path / "out"
+    stem(inputs, NIT, name="blocked.flac")
+    (out / "blocked.wav").mkdir(parents=True)  # its output cannot be written
     result = run_cli(inputs, tmp_path / "missing.wav", tmp_path / "no_audio",
                      "--model", fitted_model, "--f0-method", "dio", "--out", out, cwd=tmp_path)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     failures = [line for line in result.stderr.splitlines() if line.startswith("failed: ")]
     reasons = {line.split(": ")[1]: line for line in failures}
-    assert len(failures) == 6, result.stderr
+    assert len(failures) == 7, result.stderr
     for name, reason in [("empty.wav", "empty"), ("corrupt.flac", "cannot decode"),
                          ("nan.wav", "NaN"), ("silent.wav", "silent"),
-                         ("missing.wav", "no such file"), ("no_audio", "no audio files")]:
+                         ("missing.wav", "no such file"), ("no_audio", "no audio files"),
+                         ("blocked.flac", "cannot write")]:
         line = next(text for path, text in reasons.items() if path.endswith(name))
         assert reason in line, line
-    assert "converted 1 of 7 inputs" in result.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["good.wav"]  # nothing half-written
+    assert "converted 1 of 8 inputs" in result.stderr
+    # nothing half-written
+    assert sorted(p.name for p in out.iterdir()) == ["blocked.wav", "good.wav"]
     assert sf.info(out / "good.wav").duration == pytest.approx(sf.info(good).duration, abs=0.01)
 
 

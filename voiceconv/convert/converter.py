@@ -350,8 +350,11 @@ class Converter:
         converted, key = self.convert_array(audio, progress, timer)
         del audio
         with timer("write"):
-            write_like(out_path, converted, self.config.sample_rate, info.samplerate,
-                       info.channels, info.frames, fmt)
+            try:
+                write_like(out_path, converted, self.config.sample_rate, info.samplerate,
+                           info.channels, info.frames, fmt)
+            except OSError as exc:  # a full disk, or a folder where the file would go
+                raise VoiceconvError(f"cannot write {out_path}: {exc.strerror or exc}") from exc
             if accompaniment is not None:
                 mix_with_accompaniment(converted, self.config.sample_rate, accompaniment,
                                        mix_path, fmt)
