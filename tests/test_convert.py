@@ -417,6 +417,15 @@ def test_an_output_never_replaces_an_input_and_results_are_not_inputs(fitted_mod
                         capsys=capsys)
     assert code == 1 and "would replace an input: choose another --out" in err, err
     assert (folder / "voice.wav").read_bytes() == original
+    # Nor another input: the result of voice.flac would replace the input earlier/voice.wav.
+    stem(tmp_path, PJS, name="voice.flac")
+    (tmp_path / "earlier").mkdir()
+    earlier = (tmp_path / "earlier" / "voice.wav")
+    earlier.write_bytes(original)
+    code, err = convert(tmp_path / "voice.flac", earlier, "--model", fitted_model,
+                        "--f0-method", "dio", "--out", tmp_path / "earlier", capsys=capsys)
+    assert code == 1 and "would replace an input" in err, err
+    assert earlier.read_bytes() == original
     # An output folder inside the input folder: a rerun converts the song, not its result.
     for _ in range(2):
         code, err = convert(folder, "--model", fitted_model, "--f0-method", "dio",

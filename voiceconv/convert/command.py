@@ -100,6 +100,9 @@ def collect_jobs(inputs: list[str], out: Path, fmt: str, accompaniment: Path | N
     if accompaniment is not None and len(pairs) > 1:
         raise VoiceconvError("--accompaniment goes with a single input stem")
     jobs, taken = [], set()
+    kept = {source.resolve() for source, _ in pairs}  # no output may replace any of these
+    if accompaniment is not None:
+        kept.add(accompaniment.resolve())
     for source, name in pairs:
         target = out / f"{name}.{fmt}"
         if target in taken:
@@ -107,7 +110,6 @@ def collect_jobs(inputs: list[str], out: Path, fmt: str, accompaniment: Path | N
             continue
         taken.add(target)
         mix = out / f"{name}.mix.{fmt}" if accompaniment is not None else None
-        kept = {source.resolve(), *([accompaniment.resolve()] if accompaniment else [])}
         if kept & {target.resolve(), *([mix.resolve()] if mix else [])}:
             failures.append((str(source), f"{target} would replace an input: choose another "
                                           "--out"))
