@@ -7,11 +7,11 @@ import os
 
 from data_prep.config import PrepConfig
 from data_prep.pipeline import STAGES, format_summary, run_prep
-from voiceconv.core.errors import VoiceconvError
+from voiceconv.core.errors import ArgumentParser, VoiceconvError
 
 
 def build_parser(prog: str = "voiceconv prep") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=prog, description="Prepare a singing corpus: ingest, clean, segment, features, "
         "stats. CORPUS is <corpus>/<singer>/**/<audio> or a Kaldi data dir (wav.scp, utt2spk).")
     parser.add_argument("corpus", help="corpus folder (not needed for stages after ingest)")

@@ -202,6 +202,10 @@ def test_cli_with_an_unwritable_output_or_a_broken_config_says_so_in_one_line(tm
                 str(tmp_path / "broken.yaml"))
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
     assert "cannot read config" in done.stderr and "line 2" in done.stderr
+    # An option argparse refuses: one line too, not its usage page first.
+    done = _cli("prep", str(tmp_path), str(tmp_path / "out"), "--stage", "bogus")
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0, done.stderr
+    assert done.stderr.startswith("voiceconv prep: error: argument --stage: invalid choice")
 
 
 def test_prep_output_in_the_corpus_is_not_read_back_and_the_corpus_itself_is_refused(tmp_path):

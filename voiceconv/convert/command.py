@@ -18,7 +18,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from voiceconv.core.audio import AUDIO_EXTENSIONS, human_duration, why_not_a_file
-from voiceconv.core.errors import VoiceconvError
+from voiceconv.core.errors import ArgumentParser, VoiceconvError
 from voiceconv.core.fileio import require_writable
 
 FORMATS = ("wav", "flac")
@@ -36,7 +36,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     from voiceconv.core.features import F0_METHODS
     from voiceconv.models.vocoders import NAMES
 
-    p = argparse.ArgumentParser(prog=prog, description=(
+    p = ArgumentParser(prog=prog, description=(
         "Convert vocal stems from singer A to singer B (or back) with a fitted model."))
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="vocal stems: audio files or folders (searched recursively)")

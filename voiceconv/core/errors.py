@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 
 class VoiceconvError(Exception):
@@ -17,6 +19,14 @@ class AudioDecodeError(VoiceconvError):
 
 class FeatureConfigMismatch(VoiceconvError):
     """Two parts of the pipeline were built with different feature settings."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors are VoiceconvErrors: one line under `run_as_command`, where
+    argparse would print the whole usage first and bury the error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise VoiceconvError(f"{message} (options: {self.prog} --help)")
 
 
 def run_as_command(main: Callable[[list[str], str], int | None], argv: list[str],

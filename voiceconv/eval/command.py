@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from voiceconv.core.audio import AUDIO_EXTENSIONS, load_mono
-from voiceconv.core.errors import VoiceconvError
+from voiceconv.core.errors import ArgumentParser, VoiceconvError
 from voiceconv.core.fileio import atomic_path, read_jsonl, require_writable, write_text_atomic
 from voiceconv.core.metrics import (
     FRAME_PERIOD_MS,
@@ -230,9 +230,7 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def main(argv: list[str] | None = None, prog: str = "voiceconv eval") -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog=prog, description="Measure converted singing against "
+    parser = ArgumentParser(prog=prog, description="Measure converted singing against "
                                      "references; writes metrics.json, metrics.csv, report.html.")
     parser.add_argument("--converted", type=Path, required=True)
     parser.add_argument("--reference", type=Path, required=True)

@@ -11,13 +11,12 @@ like any pretraining checkpoint (`load_pretraining`).
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import torch
 
 from voiceconv.core.checkpoint import read_checkpoint
-from voiceconv.core.errors import VoiceconvError, run_as_command
+from voiceconv.core.errors import ArgumentParser, VoiceconvError, run_as_command
 from voiceconv.core.fileio import atomic_path
 
 
@@ -39,7 +38,7 @@ def export_base(checkpoint_path: str, out: str) -> dict[str, int]:
 
 
 def main(argv: list[str], prog: str = "python -m voiceconv.pretrain.export") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", help="a `voiceconv pretrain` checkpoint (last.ckpt)")
     parser.add_argument("out", help="the base file to write (.pt)")
     args = parser.parse_args(argv)
