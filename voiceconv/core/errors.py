@@ -21,12 +21,17 @@ class FeatureConfigMismatch(VoiceconvError):
     """Two parts of the pipeline were built with different feature settings."""
 
 
+def option_error(message: str, prog: str) -> VoiceconvError:
+    """A refused option as one line with where to look: parsers print a page of usage first,
+    which buries the error."""
+    return VoiceconvError(f"{message} (options: {prog} --help)")
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse whose errors are VoiceconvErrors: one line under `run_as_command`, where
-    argparse would print the whole usage first and bury the error."""
+    """argparse whose errors are VoiceconvErrors: one line under `run_as_command`."""
 
     def error(self, message: str) -> NoReturn:
-        raise VoiceconvError(f"{message} (options: {self.prog} --help)")
+        raise option_error(message, self.prog)
 
 
 def run_as_command(main: Callable[[list[str], str], int | None], argv: list[str],

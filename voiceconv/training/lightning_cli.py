@@ -19,7 +19,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
-from voiceconv.core.errors import VoiceconvError, one_line
+from voiceconv.core.errors import VoiceconvError, option_error
 from voiceconv.training.callbacks import (
     AtomicCheckpointIO,
     LastCheckpoint,
@@ -108,16 +108,14 @@ class VoiceconvCLI(LightningCLI):
 
 
 def _one_line_errors(prog: str) -> type[LightningArgumentParser]:
-    """A parser whose option errors are one line that names `prog`; jsonargparse's own print
-    a page of usage first (about 55 lines for `fit`), which buries the error."""
+    """A parser whose option errors are one line that names `prog` (jsonargparse's own print
+    about 55 lines of usage first for `fit`)."""
 
     class Parser(LightningArgumentParser):
         def error(self, message: str, ex: Exception | None = None):
             if not self.exit_on_error or os.environ.get("JSONARGPARSE_DEBUG"):
                 return super().error(message, ex)  # jsonargparse trying alternatives
-            print(f"{prog}: error: {one_line(message)} (options: {prog} --help)",
-                  file=sys.stderr)
-            self.exit(2)
+            raise option_error(message, prog)
 
     return Parser
 
