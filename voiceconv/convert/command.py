@@ -82,14 +82,15 @@ def collect_jobs(inputs: list[str], out: Path, fmt: str, accompaniment: Path | N
     """Expand files and folders into jobs; inputs that cannot be used become failures."""
     pairs: list[tuple[Path, Path]] = []  # (source, output name without extension)
     failures: list[tuple[str, str]] = []
+    results = out.resolve()
     for text in inputs:
         path = Path(text)
         if path.is_dir():
             # An output folder inside an input folder holds earlier results, not inputs.
-            results = out.resolve() if out.resolve() != path.resolve() else None
+            inside = results != path.resolve()
             found = sorted(p for p in path.rglob("*")
                            if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()
-                           and not (results and p.resolve().is_relative_to(results)))
+                           and not (inside and p.resolve().is_relative_to(results)))
             if not found:
                 failures.append((text, "no audio files in this folder"))
             pairs += [(p, p.relative_to(path).with_suffix("")) for p in found]
@@ -110,7 +111,7 @@ def collect_jobs(inputs: list[str], out: Path, fmt: str, accompaniment: Path | N
             continue
         taken.add(target)
         mix = out / f"{name}.mix.{fmt}" if accompaniment is not None else None
-        if kept & {target.resolve(), *([mix.resolve()] if mix else [])}:
+        if any(written.resolve() in kept for written in (target, mix) if written):
             failures.append((str(source), f"{target} would replace an input: choose another "
                                           "--out"))
             continue
