@@ -38,16 +38,17 @@ def test_stage_0_lists_training_and_held_out_songs(tmp_path):
     demo = _recipe_copy(tmp_path)
     done = _run("--stage", "0", "--stop-stage", "0", cwd=demo)
     assert done.returncode == 0, done.stderr
-    assert "common/local/data.sh audio data" in done.stderr  # every stage logs its command
-    train = (demo / "data/train/wav.scp").read_text().splitlines()
-    test = (demo / "data/test/wav.scp").read_text().splitlines()
+    assert "common/local/data.sh audio data/demo" in done.stderr  # every stage logs its command
+    train = (demo / "data/demo/train/wav.scp").read_text().splitlines()
+    test = (demo / "data/demo/test/wav.scp").read_text().splitlines()
     assert len(train) == 21 and len(test) == 2
     assert {line.split()[0] for line in test} == {
         "nit_f001-nitech_jp_song070_f001_029", "pjs-pjs020_song"}
     for line in train + test:
         utt, path = line.split(" ", 1)
         assert Path(path).is_file()
-    utt2spk = dict(line.split() for line in (demo / "data/train/utt2spk").read_text().splitlines())
+    utt2spk = dict(line.split() for line in
+                   (demo / "data/demo/train/utt2spk").read_text().splitlines())
     assert set(utt2spk.values()) == {"nit_f001", "pjs"}
     assert not (demo / "dump").exists()  # stage 1 was outside the range
 
@@ -70,7 +71,7 @@ def test_a_song_added_or_an_edited_prep_config_is_prepared_on_the_next_run(tmp_p
     assert grown.returncode == 0, grown.stderr
     ran = [line for line in grown.stderr.splitlines() if "run: " in line]
     assert len(ran) == 2 and "data.sh" in ran[0] and "voiceconv prep" in ran[1], grown.stderr
-    assert "pjs-pjs002_song" in (demo / "data/train/wav.scp").read_text()
+    assert "pjs-pjs002_song" in (demo / "data/demo/train/wav.scp").read_text()
     manifest = (demo / "dump/demo/prep/manifest.jsonl").read_text()
     assert "pjs002_song" in manifest and "pjs001_song" in manifest
     # An edited prep config prepares again, with the new settings.
@@ -81,6 +82,32 @@ def test_a_song_added_or_an_edited_prep_config_is_prepared_on_the_next_run(tmp_p
     assert len(ran) == 1 and "voiceconv prep" in ran[0], edited.stderr
     config = json.loads((demo / "dump/demo/prep/prep_config.json").read_text())
     assert config["segment"]["max_s"] == 2.0
+
+
+def test_experiments_in_one_recipe_folder_keep_their_own_song_lists(tmp_path):
+    """Two pairs prepared in one recipe folder, each with its own held-out song: a rerun of
+    the first finds its own lists, so neither pair ever trains on the other's held-out song."""
+    demo = _recipe_copy(tmp_path)
+    corpus = write_corpus(tmp_path / "corpus", [
+        ("nit_f001", "nitech_jp_song070_f001_004.flac", 1.0, 3.0),
+        ("nit_f001", "nitech_jp_song070_f001_007.flac", 1.0, 3.0),
+        ("pjs", "pjs001_song.flac", 0.5, 3.0), ("pjs", "pjs020_song.flac", 0.5, 3.0)])
+    prep = tmp_path / "prep.yaml"
+    prep.write_text("features: {f0_method: dio}\n")
+    common = ["--corpus", str(corpus), "--prep-config", str(prep), "--stage", "0",
+              "--stop-stage", "1"]
+    first = [*common, "--exp", "first", "--held-out", "nitech_jp_song070_f001_004 pjs020_song"]
+    second = [*common, "--exp", "second", "--held-out", "nitech_jp_song070_f001_007 pjs001_song"]
+    for args in (first, second):
+        done = _run(*args, cwd=demo)
+        assert done.returncode == 0, done.stderr
+    again = _run(*first, cwd=demo)
+    assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr
+    for exp, held_out in (("first", ("_004", "pjs020")), ("second", ("_007", "pjs001"))):
+        manifest = (demo / f"dump/{exp}/prep/manifest.jsonl").read_text()
+        test = (demo / f"data/{exp}/test/wav.scp").read_text()
+        for song in held_out:
+            assert song in test and song not in manifest, (exp, song)
 
 
 def test_unknown_option_or_a_stage_that_is_not_a_number_is_refused(tmp_path):
@@ -100,14 +127,14 @@ def test_own_corpus_recipe_takes_a_kaldi_dir_and_names_what_is_missing(tmp_path)
     assert missing.returncode == 2 and "--corpus is required" in missing.stderr
     # The demo's data dir as a user's Kaldi-style corpus: songs held out by utterance id.
     assert _run("--stage", "0", "--stop-stage", "0", cwd=demo).returncode == 0
-    done = _run("--corpus", str(demo / "data/train"), "--singer-a", "nit_f001",
+    done = _run("--corpus", str(demo / "data/demo/train"), "--singer-a", "nit_f001",
                 "--singer-b", "pjs", "--held-out", "nit_f001-nitech_jp_song070_f001_004",
                 "--stage", "0", "--stop-stage", "0", cwd=own)
     assert done.returncode == 0, done.stderr
-    assert (own / "data/test/utt2spk").read_text().split() == [
+    assert (own / "data/own/test/utt2spk").read_text().split() == [
         "nit_f001-nitech_jp_song070_f001_004", "nit_f001"]
-    assert len((own / "data/train/wav.scp").read_text().splitlines()) == 20
-    wrong = _run("--corpus", str(demo / "data/train"), "--singer-a", "a", "--singer-b", "b",
+    assert len((own / "data/own/train/wav.scp").read_text().splitlines()) == 20
+    wrong = _run("--corpus", str(demo / "data/demo/train"), "--singer-a", "a", "--singer-b", "b",
                  "--held-out", "no_such_song", "--stage", "0", "--stop-stage", "0", cwd=own)
     assert wrong.returncode != 0 and "held-out song no_such_song is not in" in wrong.stderr
 
@@ -176,7 +203,7 @@ def test_the_demo_runs_every_stage_end_to_end_and_a_rerun_does_nothing(tmp_path)
     assert again.stderr.count("run: voiceconv convert") == 2, again.stderr[-3000:]
     # A base of the corpus's own singers instead (stage 2), and a pair fitted from it.
     own = _run(*args, "--base", "corpus", "--pretrain-steps", "4", "--pretrain-args", TINY,
-               "--exp", "e2e-own", "--stage", "1", "--stop-stage", "3", cwd=demo, timeout=300)
+               "--exp", "e2e-own", "--stage", "0", "--stop-stage", "3", cwd=demo, timeout=300)
     assert own.returncode == 0, own.stderr[-3000:]
     base = exp / "e2e-own-base" / "checkpoints" / "last.ckpt"
     assert torch.load(base, weights_only=True)["global_step"] == 4

@@ -15,7 +15,8 @@
 # one reruns what did not finish (prep and training resume where they stopped);
 # --force true reruns everything in the stage range.
 # Stages:
-#   0  data dirs: Kaldi-style train/ and held-out test/ lists of the corpus (data/)
+#   0  data dirs: Kaldi-style train/ and held-out test/ lists of the corpus (data/<exp>/;
+#      one per experiment, so pairs from several corpora share a recipe folder)
 #   1  prep: ingest, clean, segment, features, stats (dump/<exp>/prep; resumable)
 #   2  with --base corpus: pretrain the encoder on the corpus's singers (masked
 #      reconstruction, --pretrain-steps; the base is checkpoints/<exp>-base/checkpoints/
@@ -74,6 +75,7 @@ for required in corpus singer_a singer_b held_out; do
         exit 2
     fi
 done
+data=data/${exp}
 dump=dump/${exp}
 exp_dir=../../checkpoints/${exp}
 own_base=../../checkpoints/${exp}-base/checkpoints/last.ckpt
@@ -88,9 +90,9 @@ case ${base} in
 esac
 
 if stage_enabled 0; then
-    log "stage 0: data dirs from ${corpus} (held-out songs go to data/test)"
+    log "stage 0: data dirs from ${corpus} (held-out songs go to ${data}/test)"
     depends=$(listing "${corpus}")  # songs added to the corpus are listed on a rerun
-    run "${common}/local/data.sh" "${corpus}" data "${held_out}"
+    run "${common}/local/data.sh" "${corpus}" "${data}" "${held_out}"
     depends=""
 fi
 
@@ -98,8 +100,8 @@ if stage_enabled 1; then
     log "stage 1: prep (train)"
     # A corpus that changed, or an edited prep config, is prepared again (prep reuses what it
     # has done with the same settings).
-    depends=$(stamp data/train/wav.scp "${prep_config}")
-    run voiceconv prep data/train "${dump}/prep" --jobs "${jobs}" --config "${prep_config}"
+    depends=$(stamp "${data}/train/wav.scp" "${prep_config}")
+    run voiceconv prep "${data}/train" "${dump}/prep" --jobs "${jobs}" --config "${prep_config}"
     depends=""
     log "features: ${dump}/prep/manifest.jsonl; rejects: ${dump}/prep/rejects.jsonl"
 fi
@@ -188,7 +190,7 @@ if stage_enabled 5; then
             [ "${match_k}" != 0 ] && how+=(--match-k "${match_k}")
             [ -n "${kind}" ] && how=(--copy-synthesis)
             # shellcheck disable=SC2046 # one argument per held-out song
-            run voiceconv convert $("${common}/local/held_out.sh" data/test "${singer}") \
+            run voiceconv convert $("${common}/local/held_out.sh" "${data}/test" "${singer}") \
                 --model "${exp_dir}/checkpoints/last.ckpt" --direction "${direction}" \
                 --vocoder "${vocoder_choice}" "${how[@]}" \
                 --out "${exp_dir}/converted/${direction}${kind}"
@@ -202,8 +204,8 @@ if stage_enabled 6; then
         [ "${direction}" = b2a ] && source_singer=${singer_b} target_singer=${singer_a}
         log "stage 6: eval ${direction} (${source_singer} -> ${target_singer})"
         dirs=${exp_dir}/eval/${direction}
-        run "${common}/local/eval_dirs.sh" data/test "${source_singer}" "${target_singer}" \
-            "${dirs}" data/train
+        run "${common}/local/eval_dirs.sh" "${data}/test" "${source_singer}" "${target_singer}" \
+            "${dirs}" "${data}/train"
         for kind in "" _copy; do
             # The copy synthesis is evaluated where stage 5 made one; it is at key 0.
             [ -n "${kind}" ] && [ ! -d "${exp_dir}/converted/${direction}${kind}" ] && continue

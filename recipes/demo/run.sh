@@ -4,7 +4,7 @@
 # (`bash run.sh --help` lists them); the defaults here finish in about 6 minutes on a
 # 2-core CPU without AVX-512: the pair starts from the shipped base and fits 300 steps (as
 # close to both singers as 1200 steps from a two-singer base were). Outputs go under
-# recipes/demo/{data,dump/<exp>}/ and checkpoints/<exp>*/.
+# recipes/demo/{data,dump}/<exp>/ and checkpoints/<exp>*/.
 # PJS sings about an octave below NIT-F001, and a generator trained toward the other singer's
 # frames renders that singer's harmonics: songs are converted with --key auto (into the
 # target's range) and their melody measured up to that shift.
