@@ -75,6 +75,7 @@ def test_a_few_steps_log_every_loss_term_checkpoints_and_previews(size, fit_conf
     assert (out / "config.yaml").is_file() and (out / "checkpoints" / "last.ckpt").is_file()
     assert list((out / "checkpoints").glob("best-*.ckpt"))
     assert [p.name for p in (out / "checkpoints").glob("last*")] == ["last.ckpt"]
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # drawn at the end
     preview = out / "previews" / "step_0000002"
     assert (preview / "mels.png").stat().st_size > 1000
     assert {p.name for p in preview.glob("*.flac")} == {

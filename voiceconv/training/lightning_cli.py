@@ -27,6 +27,7 @@ from voiceconv.training.callbacks import (
     ResumableCSVLogger,
     ResumedProgressBar,
 )
+from voiceconv.training.curves import TrainingCurves
 
 
 class VoiceconvCLI(LightningCLI):
@@ -97,6 +98,7 @@ class VoiceconvCLI(LightningCLI):
                             filename="best-step{step:07d}-" + _safe(cfg.monitor) + "{"
                             + cfg.monitor + ":.3f}"),
             LastCheckpoint(str(ckpt_dir / "last.ckpt")),
+            TrainingCurves(str(exp_dir / "metrics.csv"), str(exp_dir / "curves.png")),
             *([Previews(str(exp_dir / "previews"), cfg.preview_every_n_steps,
                         cfg.preview_vocoder)]
               if cfg.preview_every_n_steps > 0 else []),
