@@ -7,8 +7,9 @@ CycleGAN of a singer pair, `voiceconv.fit.cyclegan`; a vocoder, `voiceconv.vocod
 Everything lands in `<experiments_root>/<experiment>/`: the resolved `config.yaml`,
 `checkpoints/` (`last.ckpt` every `checkpoint_every_n_steps` steps, at the end and on
 SIGTERM/SIGUSR1; the best `save_top_k` by `monitor`), `metrics.csv` and `curves.png`, offline
-wandb runs (`wandb sync` them later) and `previews/`. Rerunning the same command with `--ckpt_path last`
-continues exactly where the last checkpoint left off (or starts, if there is none).
+wandb runs (`wandb sync` them later) and `previews/`. Rerunning the same command with
+`--ckpt_path last` continues exactly where the last checkpoint left off (or starts, if there is
+none).
 """
 
 from __future__ import annotations
