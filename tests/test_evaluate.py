@@ -135,6 +135,32 @@ def test_a_corrupt_file_is_listed_with_its_reason_and_the_others_are_measured(sh
         assert metrics["speaker_sim_target"] > 0.5
 
 
+
+def test_unaligned_or_unpaired_files_are_failures_not_scores(shifted_set, tmp_path):
+    """Aligned mode scores frame i against frame i: a converted file of another length is
+    refused with the mode that fits, and one without a reference is listed, not skipped."""
+    root, _, _ = shifted_set
+    for folder in ("converted", "reference"):
+        shutil.copytree(root / folder, tmp_path / folder)
+    longer = tmp_path / "converted" / "pjs" / "pjs001_song.wav"
+    x, sr = sf.read(longer)
+    sf.write(longer, np.concatenate([x, x[: sr // 2]]), sr)  # 3.5 s against 3 s
+    sf.write(tmp_path / "converted" / "extra.wav", x, sr)
+    from voiceconv.eval.command import evaluate
+
+    summary = evaluate(tmp_path / "converted", tmp_path / "reference", tmp_path / "out",
+                       mode="aligned", progress=False)
+    assert summary["n_files"] == 1
+    reasons = {f["file"]: f["reason"] for f in summary["failed"]}
+    assert sorted(reasons) == ["extra", "pjs/pjs001_song"]
+    assert reasons["extra"].endswith(f"no namesake in {tmp_path / 'reference'}")
+    assert "3.50 s against its reference's 3.00 s" in reasons["pjs/pjs001_song"]
+    assert "--mode dtw" in reasons["pjs/pjs001_song"]
+    # The same pair is measured where the mode allows other lengths.
+    dtw = evaluate(tmp_path / "converted", tmp_path / "reference", tmp_path / "out-dtw",
+                   mode="dtw", progress=False)
+    assert dtw["n_files"] == 2 and [f["file"] for f in dtw["failed"]] == ["extra"]
+
 def test_speaker_similarity_separates_singers():
     pytest.importorskip("resemblyzer", reason="optional extra voiceconv[speaker] missing")
     from voiceconv.eval.speaker import embed

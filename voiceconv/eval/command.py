@@ -70,14 +70,19 @@ def voice_files(folder: Path | None) -> list[Path] | None:
     return files
 
 
-def pair_files(converted: Path, reference: Path, source: Path | None = None) -> list[Pair]:
+def pair_files(converted: Path, reference: Path,
+               source: Path | None = None) -> tuple[list[Pair], list[dict[str, str]]]:
+    """Converted files paired with their references; and the converted files that have none,
+    as failures (a file left out silently would make the scores look like the whole set's)."""
     conv, ref = audio_files(converted), audio_files(reference)
     src = audio_files(source) if source else {}
     pairs = [Pair(k, conv[k], ref[k], src.get(k)) for k in conv if k in ref]
     if not pairs:
         raise VoiceconvError(f"no file in {converted} has a namesake in {reference} "
                              "(files are paired by relative path, extension ignored)")
-    return pairs
+    unpaired = [{"file": k, "reason": f"{conv[k]}: no namesake in {reference}"}
+                for k in conv if k not in ref]
+    return pairs, unpaired
 
 
 def load_score(path: Path) -> dict[str, list[list[float]]]:
@@ -104,6 +109,8 @@ def evaluate_pair(pair: Pair, mode: str, score: dict[str, list] | None,
         f0_reference, against = f0_track(source, sample_rate), "source"
         f0_converted, length_reference = conv_frames.f0, source
     else:
+        if mode == "aligned":
+            require_aligned(pair, converted, reference, sample_rate)
         ref_frames = analyse(reference, sample_rate)
         mcd = mel_cepstral_distortion(ref_frames, conv_frames, mode)
         row.update({"mcd_db": mcd.mcd_db, "mcd_frames": mcd.n_frames,
@@ -137,6 +144,21 @@ def evaluate_pair(pair: Pair, mode: str, score: dict[str, list] | None,
     return row
 
 
+# Sample-aligned files may differ by a few frames of padding, not by more.
+ALIGNED_LENGTH_TOLERANCE_S = 0.1
+
+
+def require_aligned(pair: Pair, converted: np.ndarray, reference: np.ndarray,
+                    sample_rate: int) -> None:
+    """Aligned mode compares frame i with frame i: files of other lengths are not aligned,
+    and their frame-by-frame scores would be noise that reads as a bad conversion."""
+    seconds = converted.shape[0] / sample_rate, reference.shape[0] / sample_rate
+    if abs(seconds[0] - seconds[1]) > max(ALIGNED_LENGTH_TOLERANCE_S, 0.01 * seconds[1]):
+        raise VoiceconvError(f"{pair.converted}: {seconds[0]:.2f} s against its reference's "
+                             f"{seconds[1]:.2f} s, so not sample-aligned: use --mode dtw for "
+                             "unaligned pairs of the same song")
+
+
 def evaluate(converted: Path, reference: Path, out: Path, source: Path | None = None,
              score_path: Path | None = None, mode: str = "aligned", sample_rate: int = 16000,
              progress: bool = True, transposed: bool = False, target_voice: Path | None = None,
@@ -147,7 +169,7 @@ def evaluate(converted: Path, reference: Path, out: Path, source: Path | None = 
 
     if mode == "nonparallel" and source is None:
         raise VoiceconvError("--mode nonparallel needs --source (the melody to keep)")
-    pairs = pair_files(converted, reference, source)
+    pairs, unpaired = pair_files(converted, reference, source)
     score = load_score(score_path) if score_path else None
     require_writable(out)
 
@@ -161,8 +183,8 @@ def evaluate(converted: Path, reference: Path, out: Path, source: Path | None = 
     # Files are measured several at once: pyworld's analysis releases the GIL.
     results = list(tqdm(in_order(measure, pairs, min(len(pairs), os.cpu_count() or 1)),
                         total=len(pairs), desc="eval", unit="file", disable=not progress))
-    failed = [{"file": p.key, "reason": r} for p, r in zip(pairs, results, strict=True)
-              if isinstance(r, str)]
+    failed = unpaired + [{"file": p.key, "reason": r}
+                         for p, r in zip(pairs, results, strict=True) if isinstance(r, str)]
     pairs = [p for p, r in zip(pairs, results, strict=True) if not isinstance(r, str)]
     rows = [r for r in results if not isinstance(r, str)]
     if not rows:
