@@ -17,10 +17,11 @@ def pyplot() -> Any:
     return plt
 
 
-def png_bytes(fig: Any, dpi: int = 80) -> bytes:
-    """Render and close `fig`."""
+def png_bytes(fig: Any, dpi: int = 80, tight: bool = True) -> bytes:
+    """Render and close `fig` (`tight`: cropped to what is drawn, at the cost of a second
+    layout pass)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
     pyplot().close(fig)
     return buffer.getvalue()
 

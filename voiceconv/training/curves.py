@@ -77,8 +77,11 @@ def draw_curves(metrics_csv: Path, out: Path) -> list[tuple[str, list[str], bool
     if not chosen:
         return chosen
     plt = pyplot()
-    fig, axes = plt.subplots(len(chosen), 1, figsize=(8, 1.9 * len(chosen)), sharex=True,
-                             layout="constrained", squeeze=False)
+    # A fixed layout: matplotlib's automatic ones took most of the drawing's 1.2 s.
+    height = 1.9 * len(chosen)
+    fig, axes = plt.subplots(len(chosen), 1, figsize=(8, height), sharex=True, squeeze=False)
+    fig.subplots_adjust(left=0.09, right=0.98, top=1 - 0.25 / height, bottom=0.45 / height,
+                        hspace=0.3)
     for ax, (title, names, log) in zip(axes[:, 0], chosen, strict=True):
         for name in names:
             steps, values = metrics[name]
@@ -97,7 +100,7 @@ def draw_curves(metrics_csv: Path, out: Path) -> list[tuple[str, list[str], bool
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("step")
     with atomic_path(out) as tmp:
-        tmp.write_bytes(png_bytes(fig))
+        tmp.write_bytes(png_bytes(fig, tight=False))
     return chosen
 
 
