@@ -41,7 +41,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="vocal stems: audio files or folders (searched recursively)")
     p.add_argument("--model", required=True, help="a checkpoint written by `voiceconv fit`")
-    p.add_argument("--direction", choices=("a2b", "b2a"), default="a2b")
+    p.add_argument("--direction", choices=("a2b", "b2a"), default="a2b",
+                   help="a2b: the model's singer A sung by B (default); b2a: B sung by A")
     p.add_argument("--key", default="0", help="semitones to shift the melody (e.g. -3, +12), "
                    "or 'auto' to fit the source's range into the target singer's (default 0)")
     p.add_argument("--vocoder", default="world",
@@ -58,12 +59,17 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                    "dio is ~30x faster than harvest)")
     p.add_argument("--accompaniment", type=Path, default=None,
                    help="the song's accompaniment: also write OUT/<name>.mix.<format>")
-    p.add_argument("--out", type=Path, default=Path("converted"), help="output folder")
-    p.add_argument("--format", choices=FORMATS, default="wav")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--jobs", type=int, default=1, help="files converted in parallel")
+    p.add_argument("--out", type=Path, default=Path("converted"),
+                   help="output folder (default ./converted); never an input's own file")
+    p.add_argument("--format", choices=FORMATS, default="wav",
+                   help="24-bit wav (default) or flac, at the input's rate and channels")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="auto: a GPU when there is one")
+    p.add_argument("--jobs", type=int, default=1, help="files converted in parallel "
+                   "(default 1; the cores are shared among them)")
     p.add_argument("--chunk-seconds", type=float, default=20.0,
-                   help="longest piece converted at once (cut at the quietest point)")
+                   help="longest piece converted at once (cut at the quietest point; "
+                   "default 20)")
     return p
 
 
