@@ -42,7 +42,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                    help="vocal stems: audio files or folders (searched recursively)")
     p.add_argument("--model", required=True, help="a checkpoint written by `voiceconv fit`")
     p.add_argument("--direction", choices=("a2b", "b2a"), default="a2b",
-                   help="a2b: the model's singer A sung by B (default); b2a: B sung by A")
+                   help="a2b: songs of the model's singer A, in B's voice (default); "
+                   "b2a: B's, in A's")
     p.add_argument("--key", default="0", help="semitones to shift the melody (e.g. -3, +12), "
                    "or 'auto' to fit the source's range into the target singer's (default 0)")
     p.add_argument("--vocoder", default="world",

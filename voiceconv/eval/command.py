@@ -254,8 +254,11 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 def main(argv: list[str] | None = None, prog: str = "voiceconv eval") -> int:
     parser = ArgumentParser(prog=prog, description="Measure converted singing against "
                                      "references; writes metrics.json, metrics.csv, report.html.")
-    parser.add_argument("--converted", type=Path, required=True)
-    parser.add_argument("--reference", type=Path, required=True)
+    parser.add_argument("--converted", type=Path, required=True,
+                        help="folder of converted files (searched recursively)")
+    parser.add_argument("--reference", type=Path, required=True,
+                        help="folder of references, each named as its converted file "
+                        "(relative path, extension ignored)")
     parser.add_argument("--source", type=Path, help="the unconverted inputs (F0 and speaker)")
     parser.add_argument("--score", type=Path, help="manifest.jsonl with notes per file")
     parser.add_argument("--mode", choices=("aligned", "dtw", "nonparallel"), default="aligned",
@@ -264,7 +267,8 @@ def main(argv: list[str] | None = None, prog: str = "voiceconv eval") -> int:
                         "target singer (no MCD; F0 against --source; speaker similarity)")
     parser.add_argument("--sample-rate", type=int, default=16000,
                         help="analysis rate (default 16000: all files are compared at it)")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True,
+                        help="folder for metrics.json, metrics.csv and report.html")
     parser.add_argument("--transposed", action="store_true",
                         help="the conversion was key-shifted (convert --key): measure F0 after "
                         "removing the whole-semitone shift that best explains it, reported as "
