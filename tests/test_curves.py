@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 
-from voiceconv.training.curves import draw_curves, read_metrics
+from voiceconv.training.curves import TrainingCurves, draw_curves, read_metrics
 
 COLUMNS = ["epoch", "step", "train/g_loss", "train/g_cycle", "train/d_a_real",
            "train/identity_weight", "lr/generators", "val/mcd_mean_envelope"]
@@ -50,3 +50,22 @@ def test_a_run_with_nothing_logged_yet_draws_nothing(tmp_path):
     write_metrics(tmp_path / "metrics.csv", [])
     assert draw_curves(tmp_path / "metrics.csv", tmp_path / "curves.png") == []
     assert not (tmp_path / "curves.png").exists()
+
+
+def test_curves_are_redrawn_after_a_validation_at_most_once_per_interval_and_at_the_end(
+        tmp_path):
+    write_metrics(tmp_path / "metrics.csv", [{"epoch": 0, "step": 1, "train/g_loss": 1.0}])
+
+    class Trainer:  # what the callback reads of Lightning's trainer
+        is_global_zero, sanity_checking, loggers = True, False, []
+
+    often = TrainingCurves(str(tmp_path / "metrics.csv"), str(tmp_path / "often.png"),
+                           min_interval_s=0)
+    often.on_validation_end(Trainer(), None)
+    assert (tmp_path / "often.png").is_file()
+    rarely = TrainingCurves(str(tmp_path / "metrics.csv"), str(tmp_path / "rarely.png"),
+                            min_interval_s=3600)
+    rarely.on_validation_end(Trainer(), None)
+    assert not (tmp_path / "rarely.png").exists()  # drawn less than an hour ago: at start
+    rarely.on_train_end(Trainer(), None)
+    assert (tmp_path / "rarely.png").is_file()
