@@ -27,11 +27,13 @@ def test_a_resumed_run_draws_the_values_it_went_on_with_and_each_metric_in_its_p
               "train/d_a_real": 0.4, "train/identity_weight": 0.0, "lr/generators": 5e-4}
              for s in (4, 5)]
     write_metrics(tmp_path / "metrics.csv", rows)
+    with open(tmp_path / "metrics.csv", "a") as fh:
+        fh.write("0,6,3.5e")  # a line cut short by a kill: what it holds is read, the rest not
 
     metrics = read_metrics(tmp_path / "metrics.csv")
     steps, values = metrics["train/g_loss"]
     assert steps.tolist() == [0, 1, 2, 3, 4, 5]
-    assert values.tolist() == [10.0, 9.0, 8.0, 7.0, 24.0, 25.0]
+    assert values.tolist() == [10.0, 9.0, 8.0, 7.0, 24.0, 25.0]  # nothing read at step 6
     assert metrics["val/mcd_mean_envelope"][0].tolist() == [5]
 
     drawn = draw_curves(tmp_path / "metrics.csv", tmp_path / "curves.png")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+from lightning.pytorch.utilities import rank_zero_warn
 
 from voiceconv.core.fileio import atomic_path
 
@@ -41,17 +42,25 @@ def read_metrics(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     by_metric: dict[str, dict[int, float]] = {}
     with open(path, newline="") as fh:
         for row in csv.DictReader(fh):
-            step = row.get("step")
-            if not step:
+            step = _number(row.get("step") or "")
+            if not math.isfinite(step):
                 continue
             for name, value in row.items():
                 if name in ("step", "epoch") or value in ("", None):
                     continue
-                number = float(value)
+                number = _number(value)
                 if math.isfinite(number):
-                    by_metric.setdefault(name, {})[int(float(step))] = number
+                    by_metric.setdefault(name, {})[int(step)] = number
     return {name: (np.array(sorted(points)), np.array([points[s] for s in sorted(points)]))
             for name, points in by_metric.items()}
+
+
+def _number(text: str) -> float:
+    """A logged value; NaN for what is not a number (a line cut short by a killed run)."""
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
 
 
 def panels(metrics: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[tuple[str, list[str], bool]]:
@@ -126,7 +135,10 @@ class TrainingCurves(L.Callback):
         for logger in trainer.loggers:
             logger.save()
         if self.metrics_csv.is_file():
-            draw_curves(self.metrics_csv, self.out)
+            try:
+                draw_curves(self.metrics_csv, self.out)
+            except (OSError, csv.Error) as exc:  # a picture is never worth stopping training
+                rank_zero_warn(f"could not draw {self.out}: {exc}")
         self.last_drawn = time.monotonic()
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
