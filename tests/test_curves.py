@@ -37,7 +37,7 @@ def test_a_resumed_run_draws_the_values_it_went_on_with_and_each_metric_in_its_p
     assert metrics["val/mcd_mean_envelope"][0].tolist() == [5]
 
     drawn = draw_curves(tmp_path / "metrics.csv", tmp_path / "curves.png")
-    assert [(title, names) for title, names, _ in drawn] == [
+    assert [(title, names) for title, names, *_ in drawn] == [
         ("total losses", ["train/g_loss"]),
         ("generator loss terms", ["train/g_cycle"]),
         ("discriminator loss terms", ["train/d_a_real"]),

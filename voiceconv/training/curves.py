@@ -21,18 +21,20 @@ def _is_schedule(name: str) -> bool:
 
 
 # Panels in drawing order: (title, whether a metric belongs to it, log scale where every value
-# is positive). A metric goes to the first panel that takes it. Loss terms are logged
-# unweighted and differ by orders of magnitude: their panels are logarithmic.
+# is positive, noisy per-step values smoothed). A metric goes to the first panel that takes it.
+# Loss terms are logged unweighted and differ by orders of magnitude: their panels are
+# logarithmic. Settings are drawn as they are: smoothing would blur a step into a ramp.
 PANELS = (
-    ("total losses", lambda name: name.startswith("train/") and name.endswith("loss"), True),
-    ("generator loss terms", lambda name: name.startswith("train/g_"), True),
-    ("discriminator loss terms", lambda name: name.startswith("train/d"), True),
-    ("training losses", lambda name: name.startswith("train/") and not _is_schedule(name),
+    ("total losses", lambda name: name.startswith("train/") and name.endswith("loss"), True,
      True),
-    ("validation", lambda name: name.startswith("val/"), False),
-    ("gradient norms", lambda name: name.startswith("grad_norm/"), True),
-    ("learning rates", lambda name: name.startswith("lr/"), True),
-    ("schedules", lambda name: _is_schedule(name), False),
+    ("generator loss terms", lambda name: name.startswith("train/g_"), True, True),
+    ("discriminator loss terms", lambda name: name.startswith("train/d"), True, True),
+    ("training losses", lambda name: name.startswith("train/") and not _is_schedule(name),
+     True, True),
+    ("validation", lambda name: name.startswith("val/"), False, False),
+    ("gradient norms", lambda name: name.startswith("grad_norm/"), True, True),
+    ("learning rates", lambda name: name.startswith("lr/"), True, False),
+    ("schedules", lambda name: _is_schedule(name), False, False),
 )
 
 
@@ -63,20 +65,22 @@ def _number(text: str) -> float:
         return math.nan
 
 
-def panels(metrics: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[tuple[str, list[str], bool]]:
-    """The panels with something to show: (title, metric names, log scale); each metric in the
-    first panel that takes it."""
+Panel = tuple[str, list[str], bool, bool]  # title, metric names, log scale, smoothed
+
+
+def panels(metrics: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[Panel]:
+    """The panels with something to show; each metric in the first panel that takes it."""
     left = sorted(metrics)
     chosen = []
-    for title, belongs, log in PANELS:
+    for title, belongs, log, smooth in PANELS:
         names = [name for name in left if belongs(name)]
         left = [name for name in left if name not in names]
         if names:
-            chosen.append((title, names, log))
+            chosen.append((title, names, log, smooth))
     return chosen
 
 
-def draw_curves(metrics_csv: Path, out: Path) -> list[tuple[str, list[str], bool]]:
+def draw_curves(metrics_csv: Path, out: Path) -> list[Panel]:
     """Draw every panel of `metrics_csv` into the PNG `out` (atomically); returns the panels.
     Noisy per-step losses are drawn faint, with a moving average over them."""
     from voiceconv.core.plotting import png_bytes, pyplot
@@ -91,11 +95,11 @@ def draw_curves(metrics_csv: Path, out: Path) -> list[tuple[str, list[str], bool
     fig, axes = plt.subplots(len(chosen), 1, figsize=(8, height), sharex=True, squeeze=False)
     fig.subplots_adjust(left=0.09, right=0.98, top=1 - 0.25 / height, bottom=0.45 / height,
                         hspace=0.3)
-    for ax, (title, names, log) in zip(axes[:, 0], chosen, strict=True):
+    for ax, (title, names, log, smooth) in zip(axes[:, 0], chosen, strict=True):
         for name in names:
             steps, values = metrics[name]
             label = name.split("/", 1)[-1]
-            if len(values) > 20 and title != "validation":
+            if smooth and len(values) > 20:
                 line, = ax.plot(steps, values, linewidth=0.6, alpha=0.3)
                 ax.plot(steps, _moving_average(values, max(3, len(values) // 20)),
                         color=line.get_color(), linewidth=1.4, label=label)
