@@ -228,7 +228,8 @@ def test_resuming_against_other_features_is_refused(fit_config, capsys):
 @pytest.mark.parametrize("option, value, says", [
     ("discriminator.last_kernel", "[5, 5]", "last_kernel '[1, 5]'"),
     # Was a 10-kB line of state-dict errors.
-    ("generator.residual_channels", "64", "generator.residual_channels 128 there, 64 here"),
+    ("generator.residual_channels", "64",
+     "generator.residual_channels: checkpoint 128 vs model 64"),
 ], ids=["discriminators", "generator-size"])
 def test_resuming_a_model_of_another_shape_is_one_line_naming_the_setting(
         option, value, says, fit_config, capsys):

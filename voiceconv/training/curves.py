@@ -37,6 +37,8 @@ PANELS = (
     ("schedules", lambda name: _is_schedule(name), False, False),
 )
 
+Panel = tuple[str, list[str], bool, bool]  # title, metric names, log scale, smoothed
+
 
 def read_metrics(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """metrics.csv -> {metric: (steps, values)}, in step order. A resumed run logs the steps
@@ -63,9 +65,6 @@ def _number(text: str) -> float:
         return float(text)
     except ValueError:
         return math.nan
-
-
-Panel = tuple[str, list[str], bool, bool]  # title, metric names, log scale, smoothed
 
 
 def panels(metrics: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[Panel]:

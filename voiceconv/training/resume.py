@@ -63,7 +63,7 @@ def require_same_model(model: dict[str, torch.Tensor], saved: dict[str, torch.Te
     if not misfits:
         return
     now, then = _flat(hparams), _flat(saved_hparams)
-    settings = [f"{name} {then.get(name)} there, {now.get(name)} here"
+    settings = [f"{name}: checkpoint {then.get(name)} vs model {now.get(name)}"
                 for name in sorted(set(now) | set(then))
                 if now.get(name) != then.get(name) and not name.startswith(DATA_HPARAMS)]
     what = "; ".join(settings) if settings else f"{len(misfits)} tensors differ, e.g. {misfits[0]}"
