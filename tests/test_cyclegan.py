@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -107,44 +108,55 @@ def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> fl
 
 @pytest.mark.slow
 def test_resume_after_kill_or_sigterm_equals_uninterrupted_training(fit_config, tmp_path):
-    """2N steps straight vs N steps, killed (-9) or stopped (SIGTERM) mid-way, resumed to 2N."""
+    """2N steps straight vs N steps, killed (-9) or stopped (SIGTERM) mid-way, resumed to 2N.
+    The four runs are independent processes of one thread each, so they run two at a time."""
     n = 3
     common = ["--config", SMALL, "--config", fit_config, "--trainer.max_steps", 2 * n,
               "--checkpoint_every_n_steps", n, "--preview_every_n_steps", "0",
               "--trainer.val_check_interval", n, "--ckpt_path", "last"]
-    fit_process(*common, "--experiment", "straight")
-    straight = generator_weights(exp_dir(fit_config, "straight") / "checkpoints" / "last.ckpt")
 
-    # kill -9 after step n + 1: only the checkpoint of step n survives.
-    killer = tmp_path / "kill.yaml"
-    killer.write_text(yaml.safe_dump({"trainer": {"callbacks": [
-        {"class_path": "tests.helpers.SignalAtStep", "init_args": {"step": n + 1}}]}}))
-    killed = fit_process(*common, "--experiment", "killed", "--config", killer, check=False)
-    assert killed.returncode == -9
-    last = exp_dir(fit_config, "killed") / "checkpoints" / "last.ckpt"
-    assert torch.load(last, weights_only=True)["global_step"] == n
-    assert not list(last.parent.glob("*.tmp-*"))
-    fit_process(*common, "--experiment", "killed")
-    assert max_difference(straight, generator_weights(last)) <= 1e-6
+    def signal_config(name: str) -> Path:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump({"trainer": {"callbacks": [
+            {"class_path": "tests.helpers.SignalAtStep",
+             "init_args": {"step": n + 1, "signal_name": name}}]}}))
+        return path
 
-    # SIGTERM after step n + 1: last.ckpt is written at exactly that step, then it stops.
-    term = tmp_path / "term.yaml"
-    term.write_text(yaml.safe_dump({"trainer": {"callbacks": [
-        {"class_path": "tests.helpers.SignalAtStep",
-         "init_args": {"step": n + 1, "signal_name": "SIGTERM"}}]}}))
-    stopped = fit_process(*common, "--experiment", "term", "--config", term, check=False)
-    assert stopped.returncode == 128 + signal.SIGTERM  # unfinished: a recipe reruns it
-    last = exp_dir(fit_config, "term") / "checkpoints" / "last.ckpt"
-    assert torch.load(last, weights_only=True)["global_step"] == n + 1
-    fit_process(*common, "--experiment", "term")
-    assert max_difference(straight, generator_weights(last)) <= 1e-6
+    def straight() -> Path:
+        fit_process(*common, "--experiment", "straight")
+        return exp_dir(fit_config, "straight") / "checkpoints" / "last.ckpt"
 
-    # A finished run of n steps, extended to 2n: same weights, and validations logged at the
-    # same steps (last.ckpt written at the end of training must not shift the loggers' step).
-    fit_process(*common, "--experiment", "extended", "--trainer.max_steps", n)
-    fit_process(*common, "--experiment", "extended")
-    last = exp_dir(fit_config, "extended") / "checkpoints" / "last.ckpt"
-    assert max_difference(straight, generator_weights(last)) <= 1e-6
+    def killed() -> Path:  # kill -9 after step n + 1: only the checkpoint of step n survives
+        stopped = fit_process(*common, "--experiment", "killed", "--config",
+                              signal_config("SIGKILL"), check=False)
+        assert stopped.returncode == -9
+        last = exp_dir(fit_config, "killed") / "checkpoints" / "last.ckpt"
+        assert torch.load(last, weights_only=True)["global_step"] == n
+        assert not list(last.parent.glob("*.tmp-*"))
+        fit_process(*common, "--experiment", "killed")
+        return last
+
+    def terminated() -> Path:  # SIGTERM after step n + 1: last.ckpt of that step, then stop
+        stopped = fit_process(*common, "--experiment", "term", "--config",
+                              signal_config("SIGTERM"), check=False)
+        assert stopped.returncode == 128 + signal.SIGTERM  # unfinished: a recipe reruns it
+        last = exp_dir(fit_config, "term") / "checkpoints" / "last.ckpt"
+        assert torch.load(last, weights_only=True)["global_step"] == n + 1
+        fit_process(*common, "--experiment", "term")
+        return last
+
+    def extended() -> Path:  # a finished run of n steps, extended to 2n
+        fit_process(*common, "--experiment", "extended", "--trainer.max_steps", n)
+        fit_process(*common, "--experiment", "extended")
+        return exp_dir(fit_config, "extended") / "checkpoints" / "last.ckpt"
+
+    with ThreadPoolExecutor(2) as pool:
+        runs = {run.__name__: pool.submit(run) for run in (killed, terminated, extended, straight)}
+    weights = {name: generator_weights(run.result()) for name, run in runs.items()}
+    for name in ("killed", "terminated", "extended"):
+        assert max_difference(weights["straight"], weights[name]) <= 1e-6, name
+    # The extended run logs validations at the same steps (last.ckpt written at the end of
+    # training must not shift the loggers' step).
     expected = [n - 1, 2 * n - 1]  # Lightning logs a validation at the step before it
     assert validation_steps(fit_config, "straight") == expected
     assert validation_steps(fit_config, "extended") == expected
