@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -189,36 +190,40 @@ def test_the_demo_runs_every_stage_end_to_end_and_a_rerun_does_nothing(tmp_path)
     again = _run(*args, cwd=demo, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "nothing to do" in again.stderr and "run: " not in again.stderr
-    # Asking for more training reruns only what that changes: the fit (resumed) and after.
-    more = _run(*args, "--fit-steps", "6", "--stage", "3", "--stop-stage", "3", cwd=demo,
-                timeout=300)
-    assert more.returncode == 0, more.stderr[-3000:]
-    assert "run: voiceconv fit" in more.stderr and "stage 4" not in more.stderr
-    assert torch.load(exp / "e2e" / "checkpoints" / "last.ckpt",
-                      weights_only=True)["global_step"] == 6
-    # The conversions follow the model: trained further, the songs are converted again.
-    again = _run(*args, "--fit-steps", "6", "--stage", "5", "--stop-stage", "5", cwd=demo,
-                 timeout=300)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stderr.count("run: voiceconv convert") == 2, again.stderr[-3000:]
-    # A base of the corpus's own singers instead (stage 2), and a pair fitted from it.
-    own = _run(*args, "--base", "corpus", "--pretrain-steps", "4", "--pretrain-args", TINY,
-               "--exp", "e2e-own", "--stage", "0", "--stop-stage", "3", cwd=demo, timeout=300)
+    # A base of the corpus's own singers instead (stage 2), and a pair fitted from it: another
+    # experiment, so it runs beside the steps below (each process has one thread).
+    with ThreadPoolExecutor(1) as pool:
+        own = pool.submit(_run, *args, "--base", "corpus", "--pretrain-steps", "4",
+                          "--pretrain-args", TINY, "--exp", "e2e-own", "--stage", "0",
+                          "--stop-stage", "3", cwd=demo, timeout=300)
+        # Asking for more training reruns only what that changes: the fit (resumed) and after.
+        more = _run(*args, "--fit-steps", "6", "--stage", "3", "--stop-stage", "3", cwd=demo,
+                    timeout=300)
+        assert more.returncode == 0, more.stderr[-3000:]
+        assert "run: voiceconv fit" in more.stderr and "stage 4" not in more.stderr
+        assert torch.load(exp / "e2e" / "checkpoints" / "last.ckpt",
+                          weights_only=True)["global_step"] == 6
+        # The conversions follow the model: trained further, the songs are converted again.
+        again = _run(*args, "--fit-steps", "6", "--stage", "5", "--stop-stage", "5", cwd=demo,
+                     timeout=300)
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert again.stderr.count("run: voiceconv convert") == 2, again.stderr[-3000:]
+        # The small NSF-HiFi-GAN (from scratch) and the lite one (the universal filter's kernel-3
+        # stacks), each trained on the recipe's prep output with its own config.
+        for size, field, value in (("small", "upsample_initial_channel", 128),
+                                   ("lite", "resblock_kernel_sizes", [3])):
+            vocoder = _run(*args, "--vocoder", f"nsf-{size}", "--vocoder-steps", "2",
+                           "--vocoder-args", TINY, "--stage", "4", "--stop-stage", "4", cwd=demo,
+                           timeout=300)
+            assert vocoder.returncode == 0, vocoder.stderr[-3000:]
+            assert f"nsf_hifigan_{size}.yaml" in vocoder.stderr
+            trained = torch.load(exp / f"e2e-vocoder-{size}" / "checkpoints" / "last.ckpt",
+                                 weights_only=True)
+            assert trained["global_step"] == 2
+            assert trained["hyper_parameters"]["nsf"][field] == value
+    own = own.result()
     assert own.returncode == 0, own.stderr[-3000:]
     base = exp / "e2e-own-base" / "checkpoints" / "last.ckpt"
     assert torch.load(base, weights_only=True)["global_step"] == 4
     model = torch.load(exp / "e2e-own" / "checkpoints" / "last.ckpt", weights_only=True)
     assert model["hyper_parameters"]["init_from"].endswith("e2e-own-base/checkpoints/last.ckpt")
-    # The small NSF-HiFi-GAN (from scratch) and the lite one (the universal filter's kernel-3
-    # stacks), each trained on the recipe's prep output with its own config.
-    for size, field, value in (("small", "upsample_initial_channel", 128),
-                               ("lite", "resblock_kernel_sizes", [3])):
-        vocoder = _run(*args, "--vocoder", f"nsf-{size}", "--vocoder-steps", "2",
-                       "--vocoder-args", TINY, "--stage", "4", "--stop-stage", "4", cwd=demo,
-                       timeout=300)
-        assert vocoder.returncode == 0, vocoder.stderr[-3000:]
-        assert f"nsf_hifigan_{size}.yaml" in vocoder.stderr
-        trained = torch.load(exp / f"e2e-vocoder-{size}" / "checkpoints" / "last.ckpt",
-                             weights_only=True)
-        assert trained["global_step"] == 2
-        assert trained["hyper_parameters"]["nsf"][field] == value
