@@ -482,3 +482,20 @@ sys.exit(code)
     print(f"{minutes}-minute stem: peak RSS grew by {growth_mb} MB")
     assert growth_mb < 300
     assert sf.info(tmp_path / "out" / "long.wav").duration == pytest.approx(minutes * 60, abs=0.01)
+
+
+def test_the_python_example_in_the_docs_runs(fitted_model, tmp_path, monkeypatch, capsys):
+    """docs/convert.md's "From Python" example, run as written in a folder laid out as it
+    expects: both outputs are the song's length, and it prints the key it chose."""
+    docs = (REPO / "docs" / "convert.md").read_text()
+    example = docs.split("## From Python", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    checkpoint = tmp_path / "checkpoints" / "demo" / "checkpoints" / "last.ckpt"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.symlink_to(fitted_model)
+    x, sr = read_excerpt(*NIT)
+    sf.write(tmp_path / "song.flac", x[: 6 * sr], sr)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(example, "docs/convert.md", "exec"), {})
+    assert sf.info("song.converted.wav").duration == pytest.approx(6.0, abs=1e-3)
+    assert sf.info("song.converted-array.wav").duration == pytest.approx(6.0, abs=0.01)
+    assert re.fullmatch(r"key [+-]\d+, [\d.]+x real time\n", capsys.readouterr().out)
