@@ -278,3 +278,28 @@ def test_an_empty_voice_folder_is_an_error_not_a_silent_fallback(tmp_path):
     assert voice_files(None) is None
     with pytest.raises(VoiceconvError, match="no audio in"):
         voice_files(tmp_path)
+
+
+def test_the_python_example_in_the_docs_measures_what_eval_measures(shifted_set, tmp_path,
+                                                                      monkeypatch, capsys):
+    """docs/eval.md's "From Python" example, run as written on one pair of the shifted set (a
+    semitone up): 100 cents, every frame a gross error, the singer herself as the target."""
+    root, _, _ = shifted_set
+    stem = Path(CLIPS[0][1]).stem
+    for name, folder in (("song.flac", "source"), ("song.converted.wav", "converted"),
+                         ("reference.flac", "reference"), ("target_1.flac", "reference"),
+                         ("target_2.flac", "source")):
+        x, sr = sf.read(root / folder / CLIPS[0][0] / f"{stem}.wav")
+        sf.write(tmp_path / name, x, sr)
+    docs = (REPO / "docs" / "eval.md").read_text()
+    example = docs.split("## From Python", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(example, "docs/eval.md", "exec"), {})
+    printed = capsys.readouterr().out
+    median, gross = map(float, re.search(r"melody: ([\d.]+) cents median deviation, "
+                                         r"([\d.]+) % gross", printed).groups())
+    assert abs(median - 100) < 5 and gross > 90
+    assert float(re.search(r"MCD ([\d.]+) dB over \d+ frames", printed).group(1)) > 0.05
+    similarity, ovrl = map(float, re.search(r"similarity to the target ([\d.]+), "
+                                            r"DNSMOS OVRL ([\d.]+)", printed).groups())
+    assert similarity > 0.8 and 1 <= ovrl <= 5
