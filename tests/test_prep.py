@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -173,3 +174,20 @@ def test_kaldi_data_dir_gives_the_segments_of_the_folder_layout(prepared, excerp
 
     assert spans(report.rows) == spans(read_jsonl(prepared.out_dir / "manifest.jsonl"))
     assert {r["source"] for r in report.rows} == set(utts)
+
+
+def test_the_python_example_in_the_docs_runs(prepared, excerpt_corpus, tmp_path, monkeypatch,
+                                             capsys):
+    """docs/prep.md's "From Python" example, run as written where a prep output of the excerpt
+    corpus already is (so it resumes, computing nothing): it prints what the output holds."""
+    shutil.copytree(excerpt_corpus, tmp_path / "corpus")
+    shutil.copytree(prepared.out_dir, tmp_path / "prep")
+    docs = (REPO / "docs" / "prep.md").read_text()
+    example = docs.split("## From Python", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(example, "docs/prep.md", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{len(prepared.rows)} segments, 0 inputs rejected"
+    assert re.fullmatch(r"nit_f001: median F0 \d+ Hz", lines[1])
+    assert re.fullmatch(r"pjs: median F0 \d+ Hz", lines[2])
+    assert re.fullmatch(r"\S+ \(80, \d+\) \d+% voiced", lines[3])
