@@ -74,7 +74,7 @@ def test_stats_describe_each_singer(prepared):
         assert len(singer["mel_mean"]) == len(singer["mel_std"]) == 80
         assert all(s > 0 for s in singer["mel_std"])
         p = singer["f0_percentiles_hz"]
-        # Two female singers: the median sung F0 lies well inside the soprano/alto range.
+        # Sung medians: NIT-F001 about 400 Hz, PJS about an octave lower.
         assert 150 < p["p50"] < 700 and p["p5"] < p["p50"] < p["p95"]
         assert abs(np.exp(singer["lf0_mean"]) - p["p50"]) / p["p50"] < 0.2
     assert (prepared.out_dir / "stats.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
