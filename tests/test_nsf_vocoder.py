@@ -227,8 +227,9 @@ def test_a_trained_vocoder_starts_a_new_run_and_a_misfit_is_refused(vocoder_conf
 def test_a_long_mel_renders_in_chunks_in_bounded_memory(mel_f0, tmp_path):
     """In a fresh process: peak RSS while rendering 4 minutes, above what the process held
     before, stays far below what one-shot rendering needs (its 8-channel full-rate activations
-    are 170 MB per tensor, the float64 phases of 8 harmonics 340 MB: 1.1 GB growth, measured).
-    The output itself and its cross-fade weights take 42 MB."""
+    are 170 MB per tensor, the float64 phases of 8 harmonics 340 MB: 1.1-1.3 GB growth,
+    measured). The output itself and its cross-fade weights take 42 MB. Chunked, the growth
+    measured 157-326 MB from run to run (two chunks render at once, in two threads' heaps)."""
     mel, f0 = mel_f0
     frames = 4 * 60 * 22050 // 256
     reps = frames // mel.shape[-1] + 1
@@ -258,4 +259,4 @@ print((after - before) // 1024)
     assert result.returncode == 0, result.stderr[-2000:]
     growth_mb = int(result.stdout.strip().splitlines()[-1])
     print(f"4-minute render: peak RSS grew by {growth_mb} MB")
-    assert growth_mb < 350
+    assert growth_mb < 600
