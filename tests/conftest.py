@@ -42,6 +42,14 @@ def write_corpus(root: Path, excerpts=EXCERPTS) -> Path:
     return root
 
 
+def run_docs_example(page: str) -> None:
+    """Run the python block under "## From Python" in docs/<page> as written, in the current
+    folder: the guides' examples stay true."""
+    text = (REPO / "docs" / page).read_text()
+    code = text.split("## From Python", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(code, f"docs/{page}", "exec"), {})
+
+
 def prep_excerpts(tmp_path_factory, name: str, excerpts) -> Path:
     """`excerpts` written as a corpus and prepared with dio (fast; for tests where only the
     mels count), in fresh temporary folders named after `name`."""

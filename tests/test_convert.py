@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from tests.conftest import REPO, read_excerpt
+from tests.conftest import REPO, read_excerpt, run_docs_example
 from voiceconv.cli import run_command
 from voiceconv.convert import converter as converter_module
 from voiceconv.convert.converter import Converter, ConvertSettings
@@ -487,15 +487,13 @@ sys.exit(code)
 def test_the_python_example_in_the_docs_runs(fitted_model, tmp_path, monkeypatch, capsys):
     """docs/convert.md's "From Python" example, run as written in a folder laid out as it
     expects: both outputs are the song's length, and it prints the key it chose."""
-    docs = (REPO / "docs" / "convert.md").read_text()
-    example = docs.split("## From Python", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
     checkpoint = tmp_path / "checkpoints" / "demo" / "checkpoints" / "last.ckpt"
     checkpoint.parent.mkdir(parents=True)
     checkpoint.symlink_to(fitted_model)
     x, sr = read_excerpt(*NIT)
     sf.write(tmp_path / "song.flac", x[: 6 * sr], sr)
     monkeypatch.chdir(tmp_path)
-    exec(compile(example, "docs/convert.md", "exec"), {})
+    run_docs_example("convert.md")
     assert sf.info("song.converted.wav").duration == pytest.approx(6.0, abs=1e-3)
     assert sf.info("song.converted-array.wav").duration == pytest.approx(6.0, abs=0.01)
     assert re.fullmatch(r"key [+-]\d+, [\d.]+x real time\n", capsys.readouterr().out)

@@ -16,7 +16,7 @@ import pytest
 import pyworld
 import soundfile as sf
 
-from tests.conftest import REPO, read_excerpt
+from tests.conftest import REPO, read_excerpt, run_docs_example
 
 CLIPS = [("nit_f001", "nitech_jp_song070_f001_004.flac", 2.0),
          ("pjs", "pjs001_song.flac", 3.0)]
@@ -291,10 +291,8 @@ def test_the_python_example_in_the_docs_measures_what_eval_measures(shifted_set,
                          ("target_2.flac", "source")):
         x, sr = sf.read(root / folder / CLIPS[0][0] / f"{stem}.wav")
         sf.write(tmp_path / name, x, sr)
-    docs = (REPO / "docs" / "eval.md").read_text()
-    example = docs.split("## From Python", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
     monkeypatch.chdir(tmp_path)
-    exec(compile(example, "docs/eval.md", "exec"), {})
+    run_docs_example("eval.md")
     printed = capsys.readouterr().out
     median, gross = map(float, re.search(r"melody: ([\d.]+) cents median deviation, "
                                          r"([\d.]+) % gross", printed).groups())

@@ -17,7 +17,7 @@ import soundfile as sf
 from data_prep.config import PrepConfig
 from data_prep.pipeline import run_prep
 from data_prep.prepared import load_features, load_stats
-from tests.conftest import REPO, read_excerpt
+from tests.conftest import REPO, read_excerpt, run_docs_example
 from voiceconv.core.features import FeatureConfig
 from voiceconv.core.fileio import TEMP_MARKER, read_jsonl
 from voiceconv.core.loudness import integrated_loudness
@@ -182,10 +182,8 @@ def test_the_python_example_in_the_docs_runs(prepared, excerpt_corpus, tmp_path,
     corpus already is (so it resumes, computing nothing): it prints what the output holds."""
     shutil.copytree(excerpt_corpus, tmp_path / "corpus")
     shutil.copytree(prepared.out_dir, tmp_path / "prep")
-    docs = (REPO / "docs" / "prep.md").read_text()
-    example = docs.split("## From Python", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
     monkeypatch.chdir(tmp_path)
-    exec(compile(example, "docs/prep.md", "exec"), {})
+    run_docs_example("prep.md")
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"{len(prepared.rows)} segments, 0 inputs rejected"
     assert re.fullmatch(r"nit_f001: median F0 \d+ Hz", lines[1])
