@@ -229,7 +229,7 @@ def test_a_long_mel_renders_in_chunks_in_bounded_memory(mel_f0, tmp_path):
     before, stays far below what one-shot rendering needs (its 8-channel full-rate activations
     are 170 MB per tensor, the float64 phases of 8 harmonics 340 MB: 1.1-1.3 GB growth,
     measured). The output itself and its cross-fade weights take 42 MB. Chunked, the growth
-    measured 157-326 MB from run to run (two chunks render at once, in two threads' heaps)."""
+    measured 157-326 MB from run to run."""
     mel, f0 = mel_f0
     frames = 4 * 60 * 22050 // 256
     reps = frames // mel.shape[-1] + 1
