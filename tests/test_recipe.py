@@ -227,3 +227,30 @@ def test_the_demo_runs_every_stage_end_to_end_and_a_rerun_does_nothing(tmp_path)
     assert torch.load(base, weights_only=True)["global_step"] == 4
     model = torch.load(exp / "e2e-own" / "checkpoints" / "last.ckpt", weights_only=True)
     assert model["hyper_parameters"]["init_from"].endswith("e2e-own-base/checkpoints/last.ckpt")
+
+
+def test_a_pretraining_pool_of_other_singers_needs_its_own_name(tmp_path):
+    """recipes/pretrain shares data/<pool> and dump/<pool> across its experiments: pointing
+    the same pool at other singers stops, instead of training a base on whoever is there."""
+    root = tmp_path / "recipes"
+    shutil.copytree(REPO / "recipes" / "common", root / "common")
+    shutil.copytree(REPO / "recipes" / "pretrain", root / "pretrain",
+                    ignore=shutil.ignore_patterns("data", "dump"))
+    first = write_corpus(tmp_path / "first", [("nit_f001", "nitech_jp_song070_f001_004.flac",
+                                               1.0, 1.0)])
+    other = write_corpus(tmp_path / "other", [("pjs", "pjs001_song.flac", 0.5, 1.0)])
+
+    def stage_0(singing: Path, *more: str) -> subprocess.CompletedProcess:
+        return _run("--singing", str(singing), "--mbrola", str(tmp_path / "none"),
+                    "--stage", "0", "--stop-stage", "0", *more, cwd=root / "pretrain")
+
+    assert stage_0(first).returncode == 0
+    assert stage_0(first).returncode == 0  # the same pool again is fine
+    refused = stage_0(other)
+    assert refused.returncode == 2
+    assert "give this one another --pool NAME" in refused.stderr
+    assert refused.stderr.count("\n") == 1, refused.stderr  # one line, no traceback
+    assert "nit_f001" in (root / "pretrain/data/pool/wav.scp").read_text()  # left as it was
+    assert stage_0(other, "--pool", "other").returncode == 0
+    listed = (root / "pretrain/data/other/wav.scp").read_text()
+    assert "pjs001_song" in listed and "nit_f001" not in listed

@@ -6,10 +6,14 @@
 #
 # Usage: recipes/pretrain/run.sh [--stage N] [--stop-stage M] [--singing DIR] [--mbrola DIR]
 #                                [--held-out "SONG ..."] [--model small|paper] [--steps N]
-#                                [--jobs N] [--exp NAME] [--pretrain-args "..."] [--ngpu N]
-#                                [--force true]
+#                                [--jobs N] [--exp NAME] [--pool NAME] [--pretrain-args "..."]
+#                                [--ngpu N] [--force true]
+# --pool names the pool's folders (data/<pool>, dump/<pool>; default: pool), which every --exp
+# and --model that trains on the same --singing, --mbrola and --held-out shares (it is
+# prepared once). A pool of other singers needs a name of its own: reusing one stops with an
+# error instead of training an experiment on singers it did not start with.
 # Stages:
-#   0  data dir: one Kaldi-style list of the whole pool (data/pool)
+#   0  data dir: one Kaldi-style list of the whole pool (data/<pool>)
 #   1  prep: features and per-singer stats of the pool (resumable)
 #   2  pretrain (resumes from checkpoints/<exp>/checkpoints/last.ckpt if there is one); the
 #      base is that last.ckpt
@@ -31,24 +35,34 @@ model=small
 steps=6000  # the shipped base: about 50 minutes on a 2-core CPU without AVX-512
 jobs=$(nproc 2>/dev/null || echo 1)
 exp=""
+pool=pool
 pretrain_args=""
 
 . ../common/lib.sh "$@"
 
 exp=${exp:-pretrain_pool_${model}}
-dump=dump/pool
+data=data/${pool}
+dump=dump/${pool}
+# What the pool is made of, kept beside its list; singers added inside the same folders are
+# still the same pool (stage 0 lists them again).
+sources="singing=$(realpath -m "${singing}") mbrola=$(realpath -m "${mbrola}") held-out=${held_out}"
+if [ -f "${data}/sources" ] && [ "$(cat "${data}/sources")" != "${sources}" ]; then
+    log "error: ${data} is the pool of $(cat "${data}/sources"); give this one another --pool NAME"
+    exit 2
+fi
 
 if stage_enabled 0; then
     log "stage 0: pool data dir from ${singing} and ${mbrola}/train"
     depends="$(listing "${singing}") $(listing "${mbrola}")"  # singers added to the pool
-    run local/data.sh "${singing}" "${mbrola}" data/pool "${held_out}"
+    run local/data.sh "${singing}" "${mbrola}" "${data}" "${held_out}"
     depends=""
+    printf '%s\n' "${sources}" > "${data}/sources"
 fi
 
 if stage_enabled 1; then
     log "stage 1: prep the pool"
-    depends=$(stamp data/pool/wav.scp conf/prep.yaml)
-    run voiceconv prep data/pool "${dump}/prep" --jobs "${jobs}" --config conf/prep.yaml
+    depends=$(stamp "${data}/wav.scp" conf/prep.yaml)
+    run voiceconv prep "${data}" "${dump}/prep" --jobs "${jobs}" --config conf/prep.yaml
     depends=""
 fi
 
