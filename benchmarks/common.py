@@ -9,9 +9,17 @@ from pathlib import Path
 
 import torch
 
+from voiceconv.core.cpu import runs_bf16_fast
+
 # The instruction sets that decide how fast oneDNN's convolutions run: CPUs of one name
 # differ in them (a 2-core EPYC without AVX-512 ran the demo's fit 5x slower than one with).
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile")
+
+
+def bf16_hardware() -> bool:
+    """Whether bf16 autocast can be faster than fp32 here: on a GPU, or on a CPU with bf16
+    units."""
+    return torch.cuda.is_available() or runs_bf16_fast()
 
 
 def machine() -> str:

@@ -13,11 +13,12 @@ from features already in memory). A step holds crops of both singers, so samples
   `train.py` (G update with all four discriminators, then D update that runs the generators
   again), at batch 1 as it trains.
 
-On a GPU, bf16 autocast is measured too (and torch.compile with --compile).
+On a GPU, and on a CPU with bf16 matrix units (AMX or AVX512-BF16), bf16 autocast is measured
+too, for voiceconv and the reference (and torch.compile with --compile, on a GPU).
 
 Usage: python benchmarks/train_step.py [--compare-to COMMIT ...] [--configs small paper]
        [--batch-size 4] [--paper-batch-size 1 [4 ...]] [--reference-batch-size 1]
-       [--steps 10] [--repeats 3] [--prep DIR]
+       [--steps 10] [--repeats 3] [--prep DIR] [--bf16 auto|yes|no]
 Without --prep, a prep output of the bundled demo excerpts is made in a temporary folder.
 """
 
@@ -120,8 +121,9 @@ def voiceconv_step_seconds(name: str, prep: Path, singers: list[str], batch: int
     return statistics.median(timer.times[2:])  # the first steps warm up allocators and kernels
 
 
-def reference_step_seconds(batch: int, crop: int, steps: int) -> float:
-    """Median seconds per training step of the reference implementation (paper size)."""
+def reference_step_seconds(batch: int, crop: int, steps: int, bf16: bool) -> float:
+    """Median seconds per training step of the reference implementation (paper size), in
+    fp32 or under bf16 autocast."""
     import torch
 
     spec = importlib.util.spec_from_file_location("maskcyclegan_vc_reference", REFERENCE)
@@ -172,7 +174,8 @@ def reference_step_seconds(batch: int, crop: int, steps: int) -> float:
     times = []
     for _ in range(steps + 2):
         start = time.perf_counter()
-        step()
+        with torch.autocast(device, torch.bfloat16, enabled=bf16):
+            step()
         if device == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
@@ -184,9 +187,9 @@ def measure(args: argparse.Namespace, code_root: Path) -> list[dict]:
     import torch
 
     variants = [("fp32", "32-true", False)]
-    if torch.cuda.is_available():
+    if args.bf16 == "yes":
         variants.append(("bf16", "bf16-mixed", False))
-        if args.compile:
+        if args.compile and torch.cuda.is_available():
             variants.append(("bf16 + compile", "bf16-mixed", True))
     rows = []
     for name in args.configs:
@@ -214,7 +217,7 @@ def other_commit(commit: str, args: argparse.Namespace) -> list[dict]:
                     "--paper-steps", str(args.paper_steps), "--repeats", str(args.repeats),
                     "--batch-size", str(args.batch_size),
                     "--paper-batch-size", *map(str, args.paper_batch_size),
-                    "--crop-frames", str(args.crop_frames)]
+                    "--crop-frames", str(args.crop_frames), "--bf16", args.bf16]
             out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)],
@@ -236,6 +239,9 @@ def main() -> None:
                         help="one row per size; the reference's is 1")
     parser.add_argument("--reference-batch-size", type=int, default=1, help="as it trains")
     parser.add_argument("--crop-frames", type=int, default=64)
+    parser.add_argument("--bf16", choices=("auto", "yes", "no"), default="auto",
+                        help="also time bf16 autocast (auto: on a GPU or a CPU with AMX or "
+                             "AVX512-BF16)")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--no-reference", action="store_true")
     parser.add_argument("--code-root", type=Path, default=REPO, help=argparse.SUPPRESS)
@@ -247,8 +253,10 @@ def main() -> None:
         print(json.dumps(measure(args, args.code_root)))
         return
     sys.path.insert(0, str(REPO))
-    from benchmarks.common import machine
+    from benchmarks.common import bf16_hardware, machine
 
+    if args.bf16 == "auto":
+        args.bf16 = "yes" if bf16_hardware() else "no"
     with contextlib.ExitStack() as stack:
         if args.prep is None:
             args.prep = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "prep"
@@ -267,12 +275,14 @@ def main() -> None:
         for commit in args.compare_to:
             rows += [{**r, "code": f"voiceconv {commit}"} for r in other_commit(commit, args)]
         if "paper" in args.configs and not args.no_reference and REFERENCE.is_file():
-            rows.append({"config": "paper", "variant": "fp32", "batch": args.reference_batch_size,
-                         "code": "reference MaskCycleGAN-VC",
-                         "seconds": statistics.median(
-                             reference_step_seconds(args.reference_batch_size, args.crop_frames,
-                                                    args.paper_steps)
-                             for _ in range(args.repeats))})
+            for variant in ("fp32", "bf16") if args.bf16 == "yes" else ("fp32",):
+                rows.append({"config": "paper", "variant": variant, "code":
+                             "reference MaskCycleGAN-VC", "batch": args.reference_batch_size,
+                             "seconds": statistics.median(
+                                 reference_step_seconds(args.reference_batch_size,
+                                                        args.crop_frames, args.paper_steps,
+                                                        variant == "bf16")
+                                 for _ in range(args.repeats))})
     print("\n| config | code | variant | batch | s/step | steps/s | samples/s | vs first row "
           "of the config |\n|---|---|---|---|---|---|---|---|")
     for name in args.configs:

@@ -8,9 +8,11 @@ import csv
 import json
 import math
 import os
+import platform
 import signal
 import subprocess
 import sys
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import yaml
 
 from tests.conftest import REPO
 from voiceconv.cli import run_command
+from voiceconv.core.cpu import runs_bf16_fast
 from voiceconv.core.features import FeatureConfig
 from voiceconv.core.neighbours import neighbour_means
 from voiceconv.fit.cyclegan import load_model
@@ -299,14 +302,30 @@ def test_training_learns_to_move_both_ways_toward_the_target_and_to_discriminate
     assert sum(d_fake[-10:]) / 10 < 0.25, d_fake  # LSGAN: a constant 0.5 guess scores 0.25
 
 
-def test_bf16_mixed_precision_trains(fit_config):
-    """bf16-mixed is the GPU setting; CPU autocast runs the same code path."""
-    assert fit("--config", SMALL, "--config", fit_config, "--experiment", "bf16",
-               "--trainer.precision", "bf16-mixed", "--trainer.max_steps", "2",
-               "--preview_every_n_steps", "0") == 0
+def test_bf16_mixed_precision_trains_and_a_cpu_without_bf16_units_is_warned_of(fit_config):
+    """bf16-mixed is the GPU setting, and faster on CPUs with AMX; CPU autocast runs the same
+    code path. Where the CPU has no bf16 units the run says it will be slow."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert fit("--config", SMALL, "--config", fit_config, "--experiment", "bf16",
+                   "--trainer.precision", "bf16-mixed", "--trainer.max_steps", "2",
+                   "--preview_every_n_steps", "0") == 0
     rows = metrics(exp_dir(fit_config, "bf16"))
     assert all(math.isfinite(v) for v in last_values(rows, "train/g_loss"))
     assert all(math.isfinite(v) for v in last_values(rows, "val/mcd_cycle_a"))
+    slow = [w for w in caught if "no bf16 units" in str(w.message)]
+    assert len(slow) == (0 if runs_bf16_fast() else 1), [str(w.message) for w in caught]
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="x86 only")
+def test_an_x86_cpu_held_to_avx2_has_no_fast_bf16():
+    """oneDNN held to AVX2 (as on a CPU without AVX-512) has no bf16 kernels: a `small` step
+    took 10x longer in bf16 than in fp32 on the Xeon that has them."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    out = subprocess.run([sys.executable, "-c", "from voiceconv.core.cpu import runs_bf16_fast; "
+                          "print(runs_bf16_fast())"], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False"
 
 
 def test_the_neighbour_loss_without_neighbour_targets_is_one_clear_line(fit_config, capsys):

@@ -140,7 +140,8 @@ class TrainingCurves(L.Callback):
         if self.metrics_csv.is_file():
             try:
                 draw_curves(self.metrics_csv, self.out)
-            except (OSError, csv.Error) as exc:  # a picture is never worth stopping training
+            # A full disk or a metrics file caught mid-write is not worth stopping training for.
+            except (OSError, csv.Error) as exc:
                 rank_zero_warn(f"could not draw {self.out}: {exc}")
         self.last_drawn = time.monotonic()
 
