@@ -319,8 +319,8 @@ def test_bf16_mixed_precision_trains_and_a_cpu_without_bf16_units_is_warned_of(f
 
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="x86 only")
 def test_an_x86_cpu_held_to_avx2_has_no_fast_bf16():
-    """oneDNN held to AVX2 (as on a CPU without AVX-512) has no bf16 kernels: a `small` step
-    took 10x longer in bf16 than in fp32 on the Xeon that has them."""
+    """oneDNN held to AVX2 (what a CPU without AVX-512 gets) has no bf16 kernels, whatever
+    the CPU itself has."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "ONEDNN_MAX_CPU_ISA": "AVX2"}
     out = subprocess.run([sys.executable, "-c", "from voiceconv.core.cpu import runs_bf16_fast; "
                           "print(runs_bf16_fast())"], env=env, capture_output=True, text=True,

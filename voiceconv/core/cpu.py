@@ -8,10 +8,9 @@ import torch
 
 
 def runs_bf16_fast() -> bool:
-    """Whether bf16 autocast has hardware here: an x86 CPU with AMX or AVX512-BF16 that
-    oneDNN uses (there a training step ran 1.4-2.3x faster than fp32). On other x86 CPUs
-    oneDNN has no bf16 kernels, and a step ran about 10x slower (docs/fit.md). Other
-    architectures are not judged (True)."""
+    """Whether bf16 autocast has hardware here: an x86 CPU with AMX or AVX512-BF16, and
+    oneDNN willing to use it. On other x86 CPUs oneDNN has no bf16 kernels and bf16 trains
+    far slower than fp32 (docs/fit.md). Other architectures are not judged (True)."""
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return True
     try:
