@@ -1,10 +1,12 @@
 """Training throughput of the CycleGAN-VC configs, side by side with earlier voiceconv commits
 and with the reference MaskCycleGAN-VC implementation at the same size, in one run.
 
-Each row is a median over repeats of full training steps (D update, G update, every loss
-term) on one batch held in memory (the data loader costs nothing measurable: crops are cut
-from features already in memory). A step holds crops of both singers, so samples/s counts
-2 x batch per step.
+Each row is the median, over `--repeats` rounds, of a run's median full training step (D
+update, G update, every loss term) on one batch held in memory (the data loader costs nothing
+measurable: crops are cut from features already in memory), with the fastest and slowest
+round beside it. Each round runs every code and variant once, so a machine whose speed drifts
+(a shared host: one varied by 40 % from minute to minute) slows them all alike. A step holds
+crops of both singers, so samples/s counts 2 x batch per step.
 
 - voiceconv rows: this checkout, and each `--compare-to` commit (checked out in a temporary
   git worktree and timed in a child process that imports that commit's code).
@@ -37,6 +39,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -183,7 +186,8 @@ def reference_step_seconds(batch: int, crop: int, steps: int, bf16: bool) -> flo
 
 
 def measure(args: argparse.Namespace, code_root: Path) -> list[dict]:
-    """Rows of {config, variant, batch, seconds} for the voiceconv code under `code_root`."""
+    """Rows of {config, variant, batch, seconds}, one run each, for the voiceconv code under
+    `code_root`."""
     import torch
 
     variants = [("fp32", "32-true", False)]
@@ -196,32 +200,36 @@ def measure(args: argparse.Namespace, code_root: Path) -> list[dict]:
         batches = args.paper_batch_size if name == "paper" else [args.batch_size]
         steps = args.paper_steps if name == "paper" else args.steps
         for batch, (label, precision, compile_model) in itertools.product(batches, variants):
-            seconds = statistics.median(
-                voiceconv_step_seconds(name, args.prep, args.singers, batch, args.crop_frames,
-                                       steps, precision, compile_model, code_root)
-                for _ in range(args.repeats))
+            seconds = voiceconv_step_seconds(name, args.prep, args.singers, batch,
+                                             args.crop_frames, steps, precision, compile_model,
+                                             code_root)
             rows.append({"config": name, "variant": label, "batch": batch, "seconds": seconds})
     return rows
 
 
-def other_commit(commit: str, args: argparse.Namespace) -> list[dict]:
-    """measure() at `commit`: its code, in a child process, from a temporary git worktree."""
+@contextlib.contextmanager
+def worktree(commit: str) -> Iterator[Path]:
+    """`commit` checked out in a temporary git worktree."""
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "tree"
         subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet",
                         str(tree), commit], check=True)
         try:
-            argv = [sys.executable, __file__, "--code-root", str(tree), "--json",
-                    "--prep", str(args.prep), "--singers", *args.singers,
-                    "--configs", *args.configs, "--steps", str(args.steps),
-                    "--paper-steps", str(args.paper_steps), "--repeats", str(args.repeats),
-                    "--batch-size", str(args.batch_size),
-                    "--paper-batch-size", *map(str, args.paper_batch_size),
-                    "--crop-frames", str(args.crop_frames), "--bf16", args.bf16]
-            out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+            yield tree
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)],
                            check=False)
+
+
+def measure_in_child(tree: Path, args: argparse.Namespace) -> list[dict]:
+    """measure() of the code in `tree`, in a child process that imports that code."""
+    argv = [sys.executable, __file__, "--code-root", str(tree), "--json",
+            "--prep", str(args.prep), "--singers", *args.singers,
+            "--configs", *args.configs, "--steps", str(args.steps),
+            "--paper-steps", str(args.paper_steps), "--batch-size", str(args.batch_size),
+            "--paper-batch-size", *map(str, args.paper_batch_size),
+            "--crop-frames", str(args.crop_frames), "--bf16", args.bf16]
+    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -267,31 +275,43 @@ def main() -> None:
                                 "voiceconv"], capture_output=True, text=True).stdout.strip()
         print(f"machine: {machine()}")
         print(f"crops of {args.crop_frames} frames x 80 mels; batch = crops per singer; median "
-              f"of {args.repeats} runs of the median step (small: {args.steps} steps, paper: "
+              f"of {args.repeats} rounds (each code once per round) of the median step "
+              f"(small: {args.steps} steps, paper: "
               f"{args.paper_steps}); reference: {REFERENCE.relative_to(REPO.parent)}, "
               "MIT, benchmark only", flush=True)
-        rows = [{**r, "code": f"voiceconv {head}{' + changes' if dirty else ''}"}
-                for r in measure(args, REPO)]
-        for commit in args.compare_to:
-            rows += [{**r, "code": f"voiceconv {commit}"} for r in other_commit(commit, args)]
-        if "paper" in args.configs and not args.no_reference and REFERENCE.is_file():
-            for variant in ("fp32", "bf16") if args.bf16 == "yes" else ("fp32",):
-                rows.append({"config": "paper", "variant": variant, "code":
-                             "reference MaskCycleGAN-VC", "batch": args.reference_batch_size,
-                             "seconds": statistics.median(
-                                 reference_step_seconds(args.reference_batch_size,
-                                                        args.crop_frames, args.paper_steps,
-                                                        variant == "bf16")
-                                 for _ in range(args.repeats))})
-    print("\n| config | code | variant | batch | s/step | steps/s | samples/s | vs first row "
-          "of the config |\n|---|---|---|---|---|---|---|---|")
+        reference = "paper" in args.configs and not args.no_reference and REFERENCE.is_file()
+        reference_variants = (("fp32", "bf16") if args.bf16 == "yes" else ("fp32",)
+                              ) if reference else ()
+        trees = {commit: stack.enter_context(worktree(commit)) for commit in args.compare_to}
+        # Round by round, every code once per round: a machine whose speed drifts (a shared
+        # host) slows all of them alike instead of whichever ran in the slow minutes.
+        times: dict[tuple, list[float]] = {}
+        for _ in range(args.repeats):
+            rows = [{**r, "code": f"voiceconv {head}{' + changes' if dirty else ''}"}
+                    for r in measure(args, REPO)]
+            for commit, tree in trees.items():
+                rows += [{**r, "code": f"voiceconv {commit}"}
+                         for r in measure_in_child(tree, args)]
+            for variant in reference_variants:
+                rows.append({"config": "paper", "variant": variant,
+                             "code": "reference MaskCycleGAN-VC",
+                             "batch": args.reference_batch_size,
+                             "seconds": reference_step_seconds(
+                                 args.reference_batch_size, args.crop_frames, args.paper_steps,
+                                 variant == "bf16")})
+            for r in rows:
+                key = (r["config"], r["code"], r["variant"], r["batch"])
+                times.setdefault(key, []).append(r["seconds"])
+    print("\n| config | code | variant | batch | s/step (range) | steps/s | samples/s | vs first "
+          "row of the config |\n|---|---|---|---|---|---|---|---|")
     for name in args.configs:
-        config_rows = [r for r in rows if r["config"] == name]
-        for r in config_rows:
-            samples = 2 * r["batch"] / r["seconds"]
-            first = 2 * config_rows[0]["batch"] / config_rows[0]["seconds"]
-            print(f"| {name} | {r['code']} | {r['variant']} | {r['batch']} | {r['seconds']:.3f} "
-                  f"| {1 / r['seconds']:.2f} | {samples:.2f} | {samples / first:.2f}x |")
+        config_rows = [(key, statistics.median(t), min(t), max(t))
+                       for key, t in times.items() if key[0] == name]
+        first = 2 * config_rows[0][0][3] / config_rows[0][1]
+        for (_, code, variant, batch), seconds, fastest, slowest in config_rows:
+            samples = 2 * batch / seconds
+            print(f"| {name} | {code} | {variant} | {batch} | {seconds:.3f} ({fastest:.3f}–"
+                  f"{slowest:.3f}) | {1 / seconds:.2f} | {samples:.2f} | {samples / first:.2f}x |")
 
 
 def make_demo_prep(out: Path) -> None:
