@@ -280,8 +280,8 @@ def main() -> None:
               f"{args.paper_steps}); reference: {REFERENCE.relative_to(REPO.parent)}, "
               "MIT, benchmark only", flush=True)
         reference = "paper" in args.configs and not args.no_reference and REFERENCE.is_file()
-        reference_variants = (("fp32", "bf16") if args.bf16 == "yes" else ("fp32",)
-                              ) if reference else ()
+        precisions = ("fp32", "bf16") if args.bf16 == "yes" else ("fp32",)
+        reference_variants = precisions if reference else ()
         trees = {commit: stack.enter_context(worktree(commit)) for commit in args.compare_to}
         # Round by round, every code once per round: a machine whose speed drifts (a shared
         # host) slows all of them alike instead of whichever ran in the slow minutes.
