@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import machine  # noqa: E402
 from voiceconv.convert.converter import Converter, ConvertSettings  # noqa: E402
-from voiceconv.core.features import FeatureConfig  # noqa: E402
+from voiceconv.core.feature_config import FeatureConfig  # noqa: E402
 from voiceconv.models.generator import SMALL  # noqa: E402
 from voiceconv.models.pair import SingerPair  # noqa: E402
 from voiceconv.models.vocoders import load_vocoder  # noqa: E402

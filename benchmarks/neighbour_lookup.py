@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import machine  # noqa: E402
 from data_prep.prepared import feature_config  # noqa: E402
 from voiceconv.core.checkpoint import read_checkpoint  # noqa: E402
-from voiceconv.core.features import FeatureConfig  # noqa: E402
+from voiceconv.core.feature_config import FeatureConfig  # noqa: E402
 from voiceconv.core.melcep import frame_mcd  # noqa: E402
 from voiceconv.fit.data import ValidationPairs, segment_content  # noqa: E402
 from voiceconv.fit.transfer import load_base  # noqa: E402

@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from benchmarks.common import machine  # noqa: E402
 from data_prep.prepared import load_stats  # noqa: E402
-from voiceconv.core.features import FeatureConfig  # noqa: E402
+from voiceconv.core.feature_config import FeatureConfig  # noqa: E402
 from voiceconv.core.melcep import frame_mcd  # noqa: E402
 from voiceconv.fit.cyclegan import load_model  # noqa: E402
 from voiceconv.fit.data import parallel_pairs  # noqa: E402

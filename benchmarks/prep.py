@@ -16,9 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import machine  # noqa: E402
+from data_prep import STAGES  # noqa: E402
 from data_prep.config import PrepConfig  # noqa: E402
-from data_prep.pipeline import STAGES, run_prep  # noqa: E402
-from voiceconv.core.features import FeatureConfig  # noqa: E402
+from data_prep.pipeline import run_prep  # noqa: E402
+from voiceconv.core.feature_config import FeatureConfig  # noqa: E402
 
 TARGETS = {("harvest", 2): 8.0, ("dio", 2): 40.0}  # x real time, from issue 2
 

@@ -320,7 +320,7 @@ def make_demo_prep(out: Path) -> None:
 
     from data_prep.config import PrepConfig
     from data_prep.pipeline import run_prep
-    from voiceconv.core.features import FeatureConfig
+    from voiceconv.core.feature_config import FeatureConfig
 
     corpus = out.parent / "corpus"
     audio = REPO / "recipes" / "demo" / "audio"

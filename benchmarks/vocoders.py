@@ -34,7 +34,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import machine  # noqa: E402
 from voiceconv.core.audio import load_mono, write_audio  # noqa: E402
-from voiceconv.core.features import FeatureConfig, LogMelSpectrogram, compute_features  # noqa: E402
+from voiceconv.core.feature_config import FeatureConfig  # noqa: E402
+from voiceconv.core.features import LogMelSpectrogram, compute_features  # noqa: E402
 from voiceconv.core.metrics import FRAME_PERIOD_MS, F0Metrics, f0_metrics, f0_track  # noqa: E402
 from voiceconv.eval.command import evaluate  # noqa: E402
 from voiceconv.models.vocoders import NAMES, load_vocoder  # noqa: E402

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from data_prep.config import PrepConfig
-from data_prep.pipeline import STAGES, format_summary, run_prep
+from data_prep import STAGES
 from voiceconv.core.errors import ArgumentParser, VoiceconvError
 
 
@@ -27,6 +26,10 @@ def build_parser(prog: str = "voiceconv prep") -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, prog: str = "voiceconv prep") -> int:
     args = build_parser(prog).parse_args(argv)
+    # Imported once the arguments parse: they bring torch and scipy, and --help needs neither.
+    from data_prep.config import PrepConfig
+    from data_prep.pipeline import format_summary, run_prep
+
     if args.jobs < 1:
         raise VoiceconvError(f"--jobs must be at least 1 (got {args.jobs})")
     config = PrepConfig.from_yaml(args.config) if args.config else PrepConfig()

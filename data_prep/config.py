@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from voiceconv.core.errors import VoiceconvError
-from voiceconv.core.features import FeatureConfig
+from voiceconv.core.feature_config import FeatureConfig
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from typing import Any
 from data_prep.config import PrepConfig
 from data_prep.prepared import save_features
 from voiceconv.core.audio import read_audio
-from voiceconv.core.features import FeatureConfig, LogMelSpectrogram, compute_features
+from voiceconv.core.feature_config import FeatureConfig
+from voiceconv.core.features import LogMelSpectrogram, compute_features
 
 
 def settings(config: PrepConfig) -> dict[str, Any]:

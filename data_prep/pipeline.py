@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from data_prep import clean, features, ingest, segment
+from data_prep import STAGES, clean, features, ingest, segment
 from data_prep.config import PrepConfig
 from data_prep.corpus import discover, reject_row
 from data_prep.prepared import FEATURE_CONFIG
@@ -35,7 +35,6 @@ from voiceconv.core.fileio import (
     write_text_atomic,
 )
 
-STAGES = ("ingest", "clean", "segment", "features", "stats")
 # stage -> (function over one item, settings that key its cache, manifest it writes)
 _PER_ITEM = {
     "ingest": (ingest.ingest_file, ingest.settings, "stages/ingest.jsonl"),

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from voiceconv.core.errors import VoiceconvError
-from voiceconv.core.features import FeatureConfig, Features
+from voiceconv.core.feature_config import FeatureConfig
+from voiceconv.core.features import Features
 from voiceconv.core.fileio import atomic_path, read_jsonl
 
 MANIFEST = "manifest.jsonl"

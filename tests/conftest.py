@@ -11,7 +11,7 @@ import yaml
 
 from data_prep.config import PrepConfig
 from data_prep.pipeline import run_prep
-from voiceconv.core.features import FeatureConfig
+from voiceconv.core.feature_config import FeatureConfig
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_AUDIO = REPO / "recipes" / "demo" / "audio"

@@ -22,7 +22,8 @@ from voiceconv.convert import converter as converter_module
 from voiceconv.convert.converter import Converter, ConvertSettings
 from voiceconv.core.audio import load_mono, resample
 from voiceconv.core.errors import VoiceconvError
-from voiceconv.core.features import FeatureConfig, LogMelSpectrogram
+from voiceconv.core.feature_config import FeatureConfig
+from voiceconv.core.features import LogMelSpectrogram
 from voiceconv.core.loudness import integrated_loudness, true_peak_dbtp
 from voiceconv.core.metrics import f0_metrics, f0_track
 from voiceconv.models.pair import SingerPair

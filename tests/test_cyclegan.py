@@ -23,7 +23,7 @@ import yaml
 from tests.conftest import REPO
 from voiceconv.cli import run_command
 from voiceconv.core.cpu import runs_bf16_fast
-from voiceconv.core.features import FeatureConfig
+from voiceconv.core.feature_config import FeatureConfig
 from voiceconv.core.neighbours import neighbour_means
 from voiceconv.fit.cyclegan import load_model
 from voiceconv.fit.data import SingerPairData

@@ -12,7 +12,7 @@ from data_prep.config import PrepConfig
 from data_prep.pipeline import run_prep
 from tests.conftest import REPO, read_excerpt
 from voiceconv.core.errors import VoiceconvError
-from voiceconv.core.features import FeatureConfig
+from voiceconv.core.feature_config import FeatureConfig
 from voiceconv.fit.data import SingerPairData
 
 

@@ -11,7 +11,8 @@ import torch
 from tests.conftest import read_excerpt
 from voiceconv.core.audio import resample
 from voiceconv.core.envelope import SpectralEnvelope, shift_harmonics
-from voiceconv.core.features import FeatureConfig, compute_features
+from voiceconv.core.feature_config import FeatureConfig
+from voiceconv.core.features import compute_features
 from voiceconv.core.melcep import frame_mcd
 
 CONFIG = FeatureConfig()

@@ -10,13 +10,8 @@ import torch
 from tests.conftest import TEST_DATA
 from voiceconv.core.audio import load_mono
 from voiceconv.core.errors import FeatureConfigMismatch
-from voiceconv.core.features import (
-    PRESETS,
-    FeatureConfig,
-    LogMelSpectrogram,
-    compute_features,
-    extract_f0,
-)
+from voiceconv.core.feature_config import PRESETS, FeatureConfig
+from voiceconv.core.features import LogMelSpectrogram, compute_features, extract_f0
 
 E4_HZ = 329.6276
 

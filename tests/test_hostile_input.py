@@ -14,7 +14,7 @@ import soundfile as sf
 from data_prep.config import PrepConfig
 from data_prep.pipeline import run_prep
 from tests.conftest import REPO, read_excerpt
-from voiceconv.core.features import FeatureConfig
+from voiceconv.core.feature_config import FeatureConfig
 from voiceconv.core.fileio import read_jsonl
 
 # dio keeps these tests fast; the F0 method is irrelevant to accepting or rejecting files.

@@ -11,7 +11,8 @@ import torch
 
 from tests.conftest import read_excerpt
 from voiceconv.core.audio import resample
-from voiceconv.core.features import FeatureConfig, LogMelSpectrogram
+from voiceconv.core.feature_config import FeatureConfig
+from voiceconv.core.features import LogMelSpectrogram
 from voiceconv.fit import losses
 from voiceconv.models import Generator, PatchDiscriminator, fif_mask
 from voiceconv.models.generator import PAPER, SMALL

@@ -11,7 +11,8 @@ from torchaudio.functional import resample
 
 from tests.conftest import REPO
 from voiceconv.core.errors import VoiceconvError
-from voiceconv.core.features import FeatureConfig, LogMelSpectrogram
+from voiceconv.core.feature_config import FeatureConfig
+from voiceconv.core.features import LogMelSpectrogram
 from voiceconv.core.melcep import frame_mcd
 from voiceconv.core.neighbours import neighbour_means
 from voiceconv.fit.data import SingerPairData

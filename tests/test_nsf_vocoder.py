@@ -15,7 +15,7 @@ from tests.conftest import REPO
 from voiceconv.cli import run_command
 from voiceconv.core.checkpoint import load_plain
 from voiceconv.core.errors import VoiceconvError
-from voiceconv.core.features import FeatureConfig
+from voiceconv.core.feature_config import FeatureConfig
 from voiceconv.core.metrics import f0_metrics, f0_track
 from voiceconv.models.vocoders import load_vocoder
 from voiceconv.models.vocoders.f0_response import PROBE_CENTS, probe_f0_response
@@ -237,7 +237,7 @@ def test_a_long_mel_renders_in_chunks_in_bounded_memory(mel_f0, tmp_path):
                 "f0": f0.repeat(1, reps)[..., :frames].clone()}, tmp_path / "long.pt")
     script = f"""
 import resource, torch
-from voiceconv.core.features import FeatureConfig
+from voiceconv.core.feature_config import FeatureConfig
 from voiceconv.models.vocoders.nsf import NSF_SMALL, NSFHiFiGAN
 data = torch.load({str(tmp_path / "long.pt")!r}, weights_only=True)
 vocoder = NSFHiFiGAN(NSF_SMALL, FeatureConfig()).eval()

@@ -18,7 +18,7 @@ from data_prep.config import PrepConfig
 from data_prep.pipeline import run_prep
 from data_prep.prepared import load_features, load_stats
 from tests.conftest import REPO, read_excerpt, run_docs_example
-from voiceconv.core.features import FeatureConfig
+from voiceconv.core.feature_config import FeatureConfig
 from voiceconv.core.fileio import TEMP_MARKER, read_jsonl
 from voiceconv.core.loudness import integrated_loudness
 

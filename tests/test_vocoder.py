@@ -9,7 +9,8 @@ import torch
 from tests.conftest import read_excerpt
 from voiceconv.core.audio import resample
 from voiceconv.core.errors import FeatureConfigMismatch, VoiceconvError
-from voiceconv.core.features import PRESETS, FeatureConfig, LogMelSpectrogram, compute_features
+from voiceconv.core.feature_config import PRESETS, FeatureConfig
+from voiceconv.core.features import LogMelSpectrogram, compute_features
 from voiceconv.core.metrics import analyse, f0_metrics, f0_track, mel_cepstral_distortion
 from voiceconv.models.vocoders import NAMES, load_vocoder
 

@@ -33,8 +33,7 @@ class Job:
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    from voiceconv.core.features import F0_METHODS
-    from voiceconv.models.vocoders import NAMES
+    from voiceconv.core.feature_config import F0_METHODS
 
     p = ArgumentParser(prog=prog, description=(
         "Convert vocal stems from singer A to singer B (or back) with a fitted model."))
@@ -47,7 +46,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--key", default="0", help="semitones to shift the melody (e.g. -3, +12), "
                    "or 'auto' to fit the source's range into the target singer's (default 0)")
     p.add_argument("--vocoder", default="world",
-                   help=f"{' | '.join(NAMES)} or a vocoder checkpoint (default world: exact pitch)")
+                   # The names of voiceconv.models.vocoders.NAMES, written out: importing
+                   # them would import torch for --help (a test keeps the two the same).
+                   help="griffin-lim | world | hifigan-universal or a vocoder checkpoint "
+                   "(default world: exact pitch)")
     p.add_argument("--copy-synthesis", action="store_true",
                    help="render the source itself through the vocoder (same F0, key and "
                    "chunks, no conversion): the baseline to judge a conversion against")

@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from voiceconv.core.features import FeatureConfig, LogMelSpectrogram
+from voiceconv.core.feature_config import FeatureConfig
+from voiceconv.core.features import LogMelSpectrogram
 
 # Candidate harmonic spacings (Hz) of a mel, 1/32 octave apart, and the harmonics that score
 # one: the first six, within the mel's band.

@@ -24,7 +24,7 @@ from torch import nn
 
 from voiceconv.core.checkpoint import build_from_checkpoint
 from voiceconv.core.errors import FeatureConfigMismatch, VoiceconvError
-from voiceconv.core.features import FeatureConfig
+from voiceconv.core.feature_config import FeatureConfig
 from voiceconv.core.melcep import MCD_CONSTANT, frame_mcd, mel_cepstrum
 from voiceconv.fit import losses
 from voiceconv.fit.transfer import TransferConfig, load_base

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from data_prep import prepared
 from voiceconv.core.envelope import SpectralEnvelope
 from voiceconv.core.errors import VoiceconvError
-from voiceconv.core.features import FeatureConfig
+from voiceconv.core.feature_config import FeatureConfig
 from voiceconv.core.neighbours import neighbour_means
 from voiceconv.models.content import ContentEncoder, ContentEncoderConfig
 from voiceconv.training.crops import (

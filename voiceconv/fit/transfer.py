@@ -17,7 +17,7 @@ import torch
 
 from voiceconv.core.checkpoint import read_checkpoint
 from voiceconv.core.errors import VoiceconvError
-from voiceconv.core.features import F0_FIELDS, FeatureConfig
+from voiceconv.core.feature_config import F0_FIELDS, FeatureConfig
 from voiceconv.core.pretrained import resolve
 from voiceconv.models import GeneratorConfig
 

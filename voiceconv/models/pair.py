@@ -15,7 +15,7 @@ from torch import nn
 from voiceconv.core.checkpoint import build_from_checkpoint
 from voiceconv.core.envelope import SpectralEnvelope, shift_harmonics
 from voiceconv.core.errors import VoiceconvError
-from voiceconv.core.features import FeatureConfig
+from voiceconv.core.feature_config import FeatureConfig
 from voiceconv.core.neighbours import neighbour_means
 from voiceconv.models import Generator, GeneratorConfig
 

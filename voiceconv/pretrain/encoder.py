@@ -31,7 +31,7 @@ from torch import nn
 
 from voiceconv.core.checkpoint import build_from_checkpoint
 from voiceconv.core.errors import VoiceconvError
-from voiceconv.core.features import FeatureConfig
+from voiceconv.core.feature_config import FeatureConfig
 from voiceconv.core.pretrained import resolve
 from voiceconv.models import Generator, GeneratorConfig, fif_mask
 from voiceconv.models.generator import SMALL

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from voiceconv.core.errors import VoiceconvError
-from voiceconv.core.features import FeatureConfig
+from voiceconv.core.feature_config import FeatureConfig
 
 
 def plain_hparams(hparams: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from data_prep import prepared
 from voiceconv.core.errors import VoiceconvError
-from voiceconv.core.features import FeatureConfig
+from voiceconv.core.feature_config import FeatureConfig
 from voiceconv.training.crops import CropData, IndexedBatches
 
 

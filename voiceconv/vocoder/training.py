@@ -15,7 +15,8 @@ import torch
 
 from voiceconv.core.checkpoint import read_checkpoint
 from voiceconv.core.errors import VoiceconvError
-from voiceconv.core.features import F0_FIELDS, PRESETS, FeatureConfig, LogMelSpectrogram
+from voiceconv.core.feature_config import F0_FIELDS, PRESETS, FeatureConfig
+from voiceconv.core.features import LogMelSpectrogram
 from voiceconv.core.melcep import frame_mcd
 from voiceconv.models.vocoders.f0_response import probe_f0_response
 from voiceconv.models.vocoders.nsf import (

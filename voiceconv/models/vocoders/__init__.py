@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from voiceconv.core.errors import VoiceconvError
-from voiceconv.core.features import FeatureConfig
+from voiceconv.core.feature_config import FeatureConfig
 from voiceconv.models.vocoders.base import Vocoder
 from voiceconv.models.vocoders.griffin_lim import GriffinLim
 

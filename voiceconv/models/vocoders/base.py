@@ -11,7 +11,7 @@ import itertools
 
 import torch
 
-from voiceconv.core.features import F0_FIELDS, FeatureConfig
+from voiceconv.core.feature_config import F0_FIELDS, FeatureConfig
 from voiceconv.core.threads import in_order
 
 

@@ -16,7 +16,8 @@ import torch
 
 from voiceconv.core.audio import resample
 from voiceconv.core.errors import VoiceconvError
-from voiceconv.core.features import FeatureConfig, LogMelSpectrogram
+from voiceconv.core.feature_config import FeatureConfig
+from voiceconv.core.features import LogMelSpectrogram
 from voiceconv.core.metrics import f0_track
 
 PROBE_CENTS = 200.0

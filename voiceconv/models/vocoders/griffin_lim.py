@@ -6,7 +6,7 @@ import torch
 import torchaudio
 
 from voiceconv.core.envelope import mel_pseudo_inverse
-from voiceconv.core.features import FeatureConfig
+from voiceconv.core.feature_config import FeatureConfig
 from voiceconv.models.vocoders.base import Vocoder
 
 

@@ -20,7 +20,7 @@ from torch.nn.utils import parametrizations, parametrize
 
 from voiceconv.core.checkpoint import load_plain
 from voiceconv.core.errors import VoiceconvError
-from voiceconv.core.features import PRESETS
+from voiceconv.core.feature_config import PRESETS
 from voiceconv.models.vocoders.base import Vocoder
 
 LEAKY_SLOPE = 0.1

@@ -29,7 +29,7 @@ from torch import nn
 
 from voiceconv.core.checkpoint import build_from_checkpoint, load_plain
 from voiceconv.core.errors import VoiceconvError
-from voiceconv.core.features import FeatureConfig
+from voiceconv.core.feature_config import FeatureConfig
 from voiceconv.models.vocoders.base import Vocoder
 from voiceconv.models.vocoders.hifigan import HiFiGANConfig, HiFiGANGenerator, mean_of_stacks
 

@@ -14,7 +14,7 @@ import pyworld
 import torch
 
 from voiceconv.core.envelope import SpectralEnvelope
-from voiceconv.core.features import FeatureConfig
+from voiceconv.core.feature_config import FeatureConfig
 from voiceconv.models.vocoders.base import Vocoder
 
 # Median D4C aperiodicity (dB) of voiced frames of PJS singing at these frequencies (Hz).
