@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -14,6 +18,7 @@ from voiceconv.core.cpu import runs_bf16_fast
 # The instruction sets that decide how fast oneDNN's convolutions run: CPUs of one name
 # differ in them (a 2-core EPYC without AVX-512 ran the demo's fit 5x slower than one with).
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile")
+REPO = Path(__file__).resolve().parents[1]
 
 
 def bf16_hardware() -> bool:
@@ -59,3 +64,18 @@ def _load() -> str:
     busy = 1 - (idle1 - idle0) / max(1, total1 - total0)
     warning = " (other work is running: timings are not comparable)" if busy > 0.2 else ""
     return f", CPU {busy:.0%} busy before the run{warning}"
+
+
+@contextlib.contextmanager
+def worktree(commit: str) -> Iterator[Path]:
+    """`commit` checked out in a temporary git worktree (for timing earlier code beside this
+    checkout's in one run)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet",
+                        str(tree), commit], check=True)
+        try:
+            yield tree
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)],
+                           check=False)

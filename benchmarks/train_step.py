@@ -39,7 +39,6 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -207,20 +206,6 @@ def measure(args: argparse.Namespace, code_root: Path) -> list[dict]:
     return rows
 
 
-@contextlib.contextmanager
-def worktree(commit: str) -> Iterator[Path]:
-    """`commit` checked out in a temporary git worktree."""
-    with tempfile.TemporaryDirectory() as tmp:
-        tree = Path(tmp) / "tree"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet",
-                        str(tree), commit], check=True)
-        try:
-            yield tree
-        finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)],
-                           check=False)
-
-
 def measure_in_child(tree: Path, args: argparse.Namespace) -> list[dict]:
     """measure() of the code in `tree`, in a child process that imports that code."""
     argv = [sys.executable, __file__, "--code-root", str(tree), "--json",
@@ -261,7 +246,7 @@ def main() -> None:
         print(json.dumps(measure(args, args.code_root)))
         return
     sys.path.insert(0, str(REPO))
-    from benchmarks.common import bf16_hardware, machine
+    from benchmarks.common import bf16_hardware, machine, worktree
 
     if args.bf16 == "auto":
         args.bf16 = "yes" if bf16_hardware() else "no"

@@ -102,6 +102,9 @@ def test_a_corrupt_file_is_listed_with_its_reason_and_the_others_are_measured(sh
         shutil.copytree(root / folder, tmp_path / folder)
         (tmp_path / folder / "broken.wav").write_bytes(b"RIFF, then nothing a decoder reads")
         sf.write(tmp_path / folder / "silent.wav", np.zeros(3 * 16000), 16000)
+        # Readable, but too short for the analyses, which run in threads: their error is
+        # the pair's reason all the same.
+        sf.write(tmp_path / folder / "short.wav", np.full(50, 0.1), 16000)
     # A good pair but for its reference, which a non-parallel evaluation reads only for the
     # speaker and the report: it must still be left out, not stop them.
     good = next((root / "converted").rglob("*.wav"))
@@ -123,10 +126,12 @@ def test_a_corrupt_file_is_listed_with_its_reason_and_the_others_are_measured(sh
     assert done.returncode == 1, done.stderr  # measured, but not everything
     assert f"failed: {tmp_path / 'converted' / 'broken.wav'}: cannot decode" in done.stderr
     assert f"failed: {tmp_path / 'reference' / 'bad_reference.wav'}: cannot" in done.stderr
+    assert (f"failed: {tmp_path / 'converted' / 'short.wav'}: too short to analyse"
+            in done.stderr)
     assert "Traceback" not in done.stderr and "Warning" not in done.stderr
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["n_files"] == 3
-    assert [f["file"] for f in metrics["failed"]] == ["bad_reference", "broken"]
+    assert [f["file"] for f in metrics["failed"]] == ["bad_reference", "broken", "short"]
     assert abs(metrics["f0_median_cents"] - 100) < 5  # the real pairs, as measured alone
     rows = {r["file"]: r for r in csv.DictReader((tmp_path / "out" / "metrics.csv").open())}
     assert sorted(rows) == ["nit_f001/nitech_jp_song070_f001_004", "pjs/pjs001_song", "silent"]

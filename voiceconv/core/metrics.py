@@ -104,9 +104,10 @@ class SpectralFrames:
     f0: np.ndarray
 
 
-def f0_track(x: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Harvest F0 in Hz every FRAME_PERIOD_MS (0 = unvoiced), frame k at k * period."""
-    f0, _ = _harvest(check_audio(x, sample_rate), sample_rate)
+def f0_track(x: np.ndarray, sample_rate: int, what: str = "audio") -> np.ndarray:
+    """Harvest F0 in Hz every FRAME_PERIOD_MS (0 = unvoiced), frame k at k * period; `what`
+    names the audio in errors."""
+    f0, _ = _harvest(check_audio(x, sample_rate, what), sample_rate)
     return f0
 
 
@@ -114,8 +115,9 @@ def _harvest(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     return pyworld.harvest(x, sample_rate, F0_FLOOR, F0_CEIL, frame_period=FRAME_PERIOD_MS)
 
 
-def analyse(x: np.ndarray, sample_rate: int, order: int = MCEP_ORDER) -> SpectralFrames:
-    x = check_audio(x, sample_rate)
+def analyse(x: np.ndarray, sample_rate: int, order: int = MCEP_ORDER,
+            what: str = "audio") -> SpectralFrames:
+    x = check_audio(x, sample_rate, what)
     f0, t = _harvest(x, sample_rate)
     envelope = pyworld.cheaptrick(x, f0, t, sample_rate)
     energy_db = 10 * np.log10(np.maximum(envelope.mean(axis=1), 1e-20))

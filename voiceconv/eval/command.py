@@ -33,7 +33,7 @@ from voiceconv.core.metrics import (
     transposition_semitones,
 )
 from voiceconv.core.plotting import format_number
-from voiceconv.core.threads import in_order
+from voiceconv.core.threads import concurrently, in_order
 
 SUMMARY_KEYS = ("mcd_db", "f0_rmse_cents", "f0_median_cents", "f0_corr", "vuv_error",
                 "gross_pitch_error", "gross_pitch_error_20pct", "octave_error_rate",
@@ -97,35 +97,38 @@ def evaluate_pair(pair: Pair, mode: str, score: dict[str, list] | None,
     converted = load_mono(pair.converted, sample_rate)
     reference = load_mono(pair.reference, sample_rate)
     source = load_mono(pair.source, sample_rate) if pair.source is not None else None
-    conv_frames = analyse(converted, sample_rate)
+    if mode == "nonparallel" and source is None:
+        raise VoiceconvError(f"{pair.converted}: no namesake in --source (the melody to keep)")
+    if mode == "aligned":
+        require_aligned(pair, converted, reference, sample_rate)
+    by_score = mode != "nonparallel" and score is not None and pair.key in score
+    # The analyses are independent, and harvest (most of their time) releases the GIL.
+    conv_frames, ref_frames, f0_source = concurrently(
+        lambda: analyse(converted, sample_rate, what=str(pair.converted)),
+        lambda: (None if mode == "nonparallel"
+                 else analyse(reference, sample_rate, what=str(pair.reference))),
+        lambda: (None if source is None or by_score
+                 else f0_track(source, sample_rate, what=str(pair.source))))
     row: dict[str, Any] = {"file": pair.key}
+    f0_converted = conv_frames.f0
     if mode == "nonparallel":
         # The reference is another song of the target singer: only who sings is comparable
         # (speaker similarity); the melody is measured against the source.
-        if source is None:
-            raise VoiceconvError(f"{pair.converted}: no namesake in --source (the melody to "
-                                 "keep)")
         row.update({"mcd_db": math.nan, "mcd_frames": 0, "mcd_silent_excluded": 0})
-        f0_reference, against = f0_track(source, sample_rate), "source"
-        f0_converted, length_reference = conv_frames.f0, source
+        f0_reference, against, length_reference = f0_source, "source", source
     else:
-        if mode == "aligned":
-            require_aligned(pair, converted, reference, sample_rate)
-        ref_frames = analyse(reference, sample_rate)
         mcd = mel_cepstral_distortion(ref_frames, conv_frames, mode)
         row.update({"mcd_db": mcd.mcd_db, "mcd_frames": mcd.n_frames,
                     "mcd_silent_excluded": mcd.n_silent_excluded})
         length_reference = reference
-        if score is not None and pair.key in score:
-            f0_reference, against = f0_from_score(score[pair.key], len(conv_frames.f0)), "score"
-            f0_converted = conv_frames.f0
-        elif source is not None:
-            f0_reference = f0_track(source, sample_rate)
-            f0_converted, against = conv_frames.f0, "source"
+        if by_score:
+            f0_reference, against = f0_from_score(score[pair.key], len(f0_converted)), "score"
+        elif f0_source is not None:
+            f0_reference, against = f0_source, "source"
         else:
             # Unaligned pairs compare F0 along the MCD alignment path.
             f0_reference, against = ref_frames.f0[mcd.path[:, 0]], "reference"
-            f0_converted = conv_frames.f0[mcd.path[:, 1]]
+            f0_converted = f0_converted[mcd.path[:, 1]]
     if transposed:
         # A key-shifted conversion keeps the melody if it follows the reference moved by a
         # whole number of semitones: measure it against that.
@@ -180,8 +183,10 @@ def evaluate(converted: Path, reference: Path, out: Path, source: Path | None = 
         except VoiceconvError as exc:
             return str(exc)
 
-    # Files are measured several at once: pyworld's analysis releases the GIL.
-    results = list(tqdm(in_order(measure, pairs, min(len(pairs), os.cpu_count() or 1)),
+    # Files are measured several at once, each with its two or three analyses in threads of
+    # their own (pyworld releases the GIL): about one analysis per core.
+    workers = min(len(pairs), max(1, (os.cpu_count() or 1) // 2))
+    results = list(tqdm(in_order(measure, pairs, workers),
                         total=len(pairs), desc="eval", unit="file", disable=not progress))
     failed = unpaired + [{"file": p.key, "reason": r}
                          for p, r in zip(pairs, results, strict=True) if isinstance(r, str)]
