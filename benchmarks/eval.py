@@ -69,7 +69,7 @@ def main() -> None:
                     s = eval_seconds(code, exp, direction, out / f"{round_}-{direction}")
                     seconds.setdefault((name, direction), []).append(s)
     print(f"`voiceconv eval` of {exp.name}'s held-out songs, median of {args.repeats} rounds")
-    print("| code | direction | s | range | vs this checkout |")
+    print("| code | direction | s | range | speed vs this checkout |")
     print("|---|---|---|---|---|")
     for (name, direction), times in seconds.items():
         base = statistics.median(seconds["this checkout", direction])
