@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from voiceconv.core.audio import AUDIO_EXTENSIONS, human_duration, why_not_a_file
 from voiceconv.core.errors import ArgumentParser, VoiceconvError
+from voiceconv.core.feature_config import F0_METHODS
 from voiceconv.core.fileio import require_writable
 
 FORMATS = ("wav", "flac")
@@ -33,8 +34,6 @@ class Job:
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    from voiceconv.core.feature_config import F0_METHODS
-
     p = ArgumentParser(prog=prog, description=(
         "Convert vocal stems from singer A to singer B (or back) with a fitted model."))
     p.add_argument("inputs", nargs="+", metavar="INPUT",
