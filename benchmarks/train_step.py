@@ -42,6 +42,7 @@ import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# Its model.py; --reference names another copy (../shared does not travel to a GPU machine).
 REFERENCE = REPO.parent / "shared" / "reference" / "maskcyclegan_vc" / "model.py"
 
 
@@ -123,12 +124,13 @@ def voiceconv_step_seconds(name: str, prep: Path, singers: list[str], batch: int
     return statistics.median(timer.times[2:])  # the first steps warm up allocators and kernels
 
 
-def reference_step_seconds(batch: int, crop: int, steps: int, bf16: bool) -> float:
+def reference_step_seconds(model_py: Path, batch: int, crop: int, steps: int,
+                           bf16: bool) -> float:
     """Median seconds per training step of the reference implementation (paper size), in
     fp32 or under bf16 autocast."""
     import torch
 
-    spec = importlib.util.spec_from_file_location("maskcyclegan_vc_reference", REFERENCE)
+    spec = importlib.util.spec_from_file_location("maskcyclegan_vc_reference", model_py)
     ref = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ref)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -237,6 +239,8 @@ def main() -> None:
                              "AVX512-BF16)")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument("--reference", type=Path, default=REFERENCE,
+                        help="the reference's model.py (default: ../shared's)")
     parser.add_argument("--code-root", type=Path, default=REPO, help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -262,9 +266,10 @@ def main() -> None:
         print(f"crops of {args.crop_frames} frames x 80 mels; batch = crops per singer; median "
               f"of {args.repeats} rounds (each code once per round) of the median step "
               f"(small: {args.steps} steps, paper: "
-              f"{args.paper_steps}); reference: {REFERENCE.relative_to(REPO.parent)}, "
+              f"{args.paper_steps}); reference: {args.reference}, "
               "MIT, benchmark only", flush=True)
-        reference = "paper" in args.configs and not args.no_reference and REFERENCE.is_file()
+        reference = ("paper" in args.configs and not args.no_reference
+                     and args.reference.is_file())
         precisions = ("fp32", "bf16") if args.bf16 == "yes" else ("fp32",)
         reference_variants = precisions if reference else ()
         trees = {commit: stack.enter_context(worktree(commit)) for commit in args.compare_to}
@@ -282,8 +287,8 @@ def main() -> None:
                              "code": "reference MaskCycleGAN-VC",
                              "batch": args.reference_batch_size,
                              "seconds": reference_step_seconds(
-                                 args.reference_batch_size, args.crop_frames, args.paper_steps,
-                                 variant == "bf16")})
+                                 args.reference, args.reference_batch_size,
+                                 args.crop_frames, args.paper_steps, variant == "bf16")})
             for r in rows:
                 key = (r["config"], r["code"], r["variant"], r["batch"])
                 times.setdefault(key, []).append(r["seconds"])
