@@ -11,9 +11,9 @@ crops of both singers, so samples/s counts 2 x batch per step.
 - voiceconv rows: this checkout, and each `--compare-to` commit (checked out in a temporary
   git worktree and timed in a child process that imports that commit's code).
 - reference row (`paper` config): GANtastic3/MaskCycleGAN-VC's `model.py`, loaded from
-  ../shared/reference/ (never imported by the package), stepped through the sequence of its
-  `train.py` (G update with all four discriminators, then D update that runs the generators
-  again), at batch 1 as it trains.
+  ../shared/reference/ or `--reference` (never imported by the package), stepped through its
+  `train.py`'s sequence (G update with all four discriminators, then D update that runs the
+  generators again), at batch 1 as it trains.
 
 On a GPU, and on a CPU with bf16 matrix units (AMX or AVX512-BF16), bf16 autocast is measured
 too, for voiceconv and the reference (and torch.compile with --compile, on a GPU).
