@@ -244,6 +244,31 @@ def test_no_seam_at_chunk_boundaries_and_no_click_at_silence_edges(fitted_model,
     assert jumps_near(out, edges, 8 * hop) <= np.percentile(jumps, 99.9)
 
 
+def test_world_is_given_f0_four_times_a_frame_and_follows_the_melody_closer(fitted_model):
+    """WORLD interpolates F0 linearly between the values it is given, from 0 next to an
+    unvoiced one: with one value per 11.6-ms frame, fast glides were cut into straight lines
+    and each voiced stretch ended in a half-frame slide toward half its pitch. With four, the
+    copy synthesis of real singing keeps its melody closer (measured on this excerpt: median
+    3.16 against 3.35 cents, gross errors 5.8 % against 7.0 %; likewise on each of eight
+    whole demo songs, journal 2026-12-06)."""
+    x, sr = read_excerpt("pjs", "pjs002_song.flac", 10.0, 8.0)
+    x = resample(x, sr, 22050)
+    model = SingerPair.from_checkpoint(str(fitted_model))
+    melody = {}
+    for per_frame in (4, 1):
+        world = load_vocoder("world", FeatureConfig())
+        world.f0_subframes = per_frame
+        converter = Converter(model, world, ConvertSettings(direction="b2a",
+                                                            copy_synthesis=True))
+        assert converter.f0_subframes == per_frame
+        out, _ = converter.convert_array(x)
+        melody[per_frame] = f0_metrics(f0_track(x, 22050), f0_track(out, 22050))
+    print({k: (round(m.median_cents, 2), round(m.gross_pitch_error, 4))
+           for k, m in melody.items()})
+    assert melody[4].median_cents < melody[1].median_cents - 0.1
+    assert melody[4].gross_pitch_error < melody[1].gross_pitch_error - 0.005
+
+
 def test_a_long_break_is_neither_analysed_nor_rendered_and_the_melody_around_it_holds(
         fitted_model, monkeypatch):
     """A vocal stem's instrumental break (5 s at -80 dBFS between two phrases) costs no F0
@@ -255,8 +280,8 @@ def test_a_long_break_is_neither_analysed_nor_rendered_and_the_melody_around_it_
     song = np.concatenate([x[:half], gap, x[half:]])
     analysed = []
     extract_f0 = converter_module.extract_f0
-    monkeypatch.setattr(converter_module, "extract_f0", lambda audio, config: (
-        analysed.append(audio.shape[0]), extract_f0(audio, config))[1])
+    monkeypatch.setattr(converter_module, "extract_f0", lambda audio, *args: (
+        analysed.append(audio.shape[0]), extract_f0(audio, *args))[1])
     converter = Converter(SingerPair.from_checkpoint(str(fitted_model)),
                           load_vocoder("world", FeatureConfig()), ConvertSettings())
     out, _ = converter.convert_array(song)

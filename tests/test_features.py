@@ -76,6 +76,14 @@ def test_f0_frame_i_describes_the_instant_i_plus_half_hop(method):
            for s in shifts]
     assert abs(shifts[int(np.argmin(mse))]) <= 0.2
     assert np.sqrt(min(mse)) < 5  # and the curve itself is right to a few cents
+    # Four values a frame (what WORLD is given): frame k's own first, then every hop / 4.
+    fine = extract_f0(x, config, subframes=4)
+    assert fine.shape == (4 * f0.shape[0],)
+    both = (fine[::4] > 0) & (f0 > 0)
+    assert np.abs(cents(fine[::4][both], f0[both])).max() < 1
+    times = centres[0] + np.arange(fine.shape[0]) * hop / 4 / sr
+    inside = (times > 0.3) & (times < 2.7) & (fine > 0)
+    assert np.sqrt(np.mean((cents(fine[inside], 440) - vibrato_cents(times[inside])) ** 2)) < 5
 
 
 def test_mel_frame_i_is_centred_on_the_instant_i_plus_half_hop():

@@ -150,6 +150,8 @@ class Converter:
         # that renders chunks in threads (WORLD). torch.get_num_threads() is what the CLI
         # gives each job.
         self.workers = torch.get_num_threads()
+        # The model sees one F0 per frame; a vocoder that follows a finer track gets it.
+        self.f0_subframes = vocoder.f0_subframes if vocoder.uses_f0 else 1
 
     # -- the steps, each usable on its own -----------------------------------------------------
 
@@ -226,21 +228,22 @@ class Converter:
 
     def source_f0(self, audio: np.ndarray, chunks: list[Chunk],
                   progress: Callable[[float], None]) -> np.ndarray:
-        """F0 of the whole stem on the frame grid, analysed chunk by chunk with context."""
-        hop, context = self.config.hop_length, self.context_frames()
+        """F0 of the whole stem, analysed chunk by chunk with context: `f0_subframes` values
+        per frame (frame k's own at k * f0_subframes)."""
+        hop, context, per_frame = self.config.hop_length, self.context_frames(), self.f0_subframes
         total = chunks[-1].stop
-        f0 = np.zeros(total, np.float32)
+        f0 = np.zeros(total * per_frame, np.float32)
 
         def analyse(chunk: Chunk) -> np.ndarray | None:
             if chunk.silent:
                 return None
             left, right = chunk.with_context(context, total)
-            region = extract_f0(audio[left * hop: right * hop], self.config)
-            return region[chunk.start - left: chunk.stop - left]
+            region = extract_f0(audio[left * hop: right * hop], self.config, per_frame)
+            return region[(chunk.start - left) * per_frame: (chunk.stop - left) * per_frame]
 
         for chunk, region in zip(chunks, in_order(analyse, chunks, self.workers), strict=True):
             if region is not None:
-                f0[chunk.start: chunk.stop] = region
+                f0[chunk.start * per_frame: chunk.stop * per_frame] = region
             progress(0.5 * (chunk.stop - chunk.start) * hop / self.config.sample_rate)
         return f0
 
@@ -272,7 +275,7 @@ class Converter:
         fade = max(1, round(self.settings.crossfade_s * self.config.sample_rate))
         joiner = CrossfadeJoin(torch.zeros(total * hop), fade)
         ratio = 2.0 ** (key / 12)
-        vocoder = self.vocoder
+        vocoder, per_frame = self.vocoder, self.f0_subframes
 
         @torch.no_grad()
         def render_chunk(chunk: Chunk) -> torch.Tensor:
@@ -282,12 +285,13 @@ class Converter:
                 return torch.zeros((right - left) * hop)
             with timer("mel"):
                 mel = self.mel(torch.from_numpy(audio[left * hop: right * hop])[None])
+            track = torch.from_numpy(f0[left * per_frame: right * per_frame])[None]
             with timer("generator"):
-                source_f0 = torch.from_numpy(f0[left:right])[None]
                 converted = mel if self.settings.copy_synthesis else self.model.convert(
-                    mel, self.settings.direction, source_f0, key, self.settings.match_k)
+                    mel, self.settings.direction, track[:, ::per_frame], key,
+                    self.settings.match_k)
             with timer("vocoder"):
-                pitch = (source_f0 * ratio).to(converted.device)
+                pitch = (track * ratio).to(converted.device)
                 return vocoder.synthesise(converted, pitch).cpu()[0]
 
         workers = self.workers if vocoder.renders_chunks_in_threads else 1
@@ -334,7 +338,8 @@ class Converter:
         chunks = self.plan_chunks(levels, silent)
         with timer("f0"):
             f0 = self.source_f0(audio, chunks, progress)
-        key = self.choose_key(f0) if self.settings.key == "auto" else float(self.settings.key)
+        key = self.choose_key(f0[::self.f0_subframes]) if self.settings.key == "auto" \
+            else float(self.settings.key)
         converted = self.render(audio, f0, chunks, key, progress, timer)
         converted = self.gate_silence(converted, silent)
         converted = _fit_length(converted, audio.shape[0])

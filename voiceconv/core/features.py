@@ -43,23 +43,26 @@ class LogMelSpectrogram(torch.nn.Module):
         return torch.log(torch.clamp(self.mel(padded.squeeze(1)), min=self.config.log_floor))
 
 
-def extract_f0(audio: np.ndarray, config: FeatureConfig) -> np.ndarray:
-    """F0 in Hz (0 = unvoiced) on the frame grid: audio (samples,) -> (samples // hop,) float32."""
-    n_frames = config.n_frames(audio.shape[0])
+def extract_f0(audio: np.ndarray, config: FeatureConfig, subframes: int = 1) -> np.ndarray:
+    """F0 in Hz (0 = unvoiced) on the frame grid: audio (samples,) -> (samples // hop,)
+    float32; with `subframes` > 1, that many values per frame, the first on the frame's
+    centre and the others every hop / subframes after it."""
+    n_values = config.n_frames(audio.shape[0]) * subframes
+    period_ms = config.frame_period_ms / subframes
     if config.f0_method == "fcpe":
-        f0 = _fcpe_f0(audio, config, n_frames)
+        f0 = _fcpe_f0(audio, config, n_values, period_ms)
     else:
         # Dropping hop/2 samples puts WORLD's frame k (at k * hop) on our frame centre.
         x = np.ascontiguousarray(audio[config.hop_length // 2:], dtype=np.float64)
-        kwargs = dict(f0_floor=config.f0_floor, f0_ceil=config.f0_ceil,
-                      frame_period=config.frame_period_ms)
+        kwargs = dict(f0_floor=config.f0_floor, f0_ceil=config.f0_ceil, frame_period=period_ms)
         if config.f0_method == "harvest":
+            # Harvest analyses every 1 ms whatever the period asked: finer F0 costs nothing.
             f0, _ = pyworld.harvest(x, config.sample_rate, **kwargs)
         else:
             f0, t = pyworld.dio(x, config.sample_rate, **kwargs)
             f0 = pyworld.stonemask(x, f0, t, config.sample_rate)
-    out = np.zeros(n_frames, dtype=np.float32)
-    out[: min(n_frames, f0.shape[0])] = f0[:n_frames]
+    out = np.zeros(n_values, dtype=np.float32)
+    out[: min(n_values, f0.shape[0])] = f0[:n_values]
     return out
 
 
@@ -80,17 +83,19 @@ def _fcpe_model() -> torch.nn.Module:
         return spawn_bundled_infer_model(device="cpu")
 
 
-def _fcpe_f0(audio: np.ndarray, config: FeatureConfig, n_frames: int) -> np.ndarray:
-    """torchfcpe's bundled pretrained model, sampled at our frame centres."""
+def _fcpe_f0(audio: np.ndarray, config: FeatureConfig, n_values: int,
+             period_ms: float) -> np.ndarray:
+    """torchfcpe's bundled pretrained model, sampled every `period_ms` from the first frame
+    centre."""
     x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None, :, None]
     with torch.inference_mode():
         f0 = _fcpe_model().infer(x, sr=config.sample_rate, decoder_mode="local_argmax",
                                threshold=0.006, f0_min=config.f0_floor, f0_max=config.f0_ceil,
                                interp_uv=False)
     f0 = f0.squeeze().numpy().astype(np.float64)
-    # FCPE frames are 10 ms apart from t = 0: take the nearest one to each of our frame centres.
-    centres = (np.arange(n_frames) + 0.5) * config.hop_length / config.sample_rate
-    return f0[np.clip(np.rint(centres / 0.01).astype(int), 0, f0.shape[0] - 1)]
+    # FCPE frames are 10 ms apart from t = 0: take the nearest one to each instant asked.
+    times = 0.5 * config.hop_length / config.sample_rate + np.arange(n_values) * period_ms / 1000
+    return f0[np.clip(np.rint(times / 0.01).astype(int), 0, f0.shape[0] - 1)]
 
 
 @dataclass(frozen=True)
