@@ -25,8 +25,8 @@ class Vocoder(torch.nn.Module):
     context_frames = 32
     crossfade_frames = 2  # half-width of the cross-fade at each chunk boundary
     uses_f0 = False  # whether the pitch comes from `f0` (True) or from the mel's harmonics
-    # F0 values per frame that `synthesise` can follow (f0: (B, T * f0_subframes)); `render`
-    # and every vocoder take one per frame.
+    # How many F0 values per frame `synthesise` follows when given them (f0: (B, T * n));
+    # it accepts one per frame as well, which is what `render` passes.
     f0_subframes = 1
     # Render several chunks at once in threads: for single-threaded vocoders that release the
     # GIL (WORLD: numpy and C); torch ops use every core already.
