@@ -7,3 +7,6 @@ features -> stats. `data_prep.pipeline.run_prep` drives them; `voiceconv prep` i
 # In order; `voiceconv prep --stage` names them. Here, not in the pipeline, so that the CLI can
 # print its help without importing torch and scipy.
 STAGES = ("ingest", "clean", "segment", "features", "stats")
+# The manifest each per-item stage writes under the output folder; the next stage reads it.
+MANIFESTS = {"ingest": "stages/ingest.jsonl", "clean": "stages/clean.jsonl",
+             "segment": "stages/segment.jsonl", "features": "manifest.jsonl"}

@@ -6,6 +6,8 @@ import argparse
 import os
 
 from data_prep import STAGES
+from data_prep.config import PrepConfig
+from data_prep.inputs import check_prep_inputs
 from voiceconv.core.errors import ArgumentParser, VoiceconvError
 
 
@@ -26,14 +28,14 @@ def build_parser(prog: str = "voiceconv prep") -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, prog: str = "voiceconv prep") -> int:
     args = build_parser(prog).parse_args(argv)
-    # Imported once the arguments parse: they bring torch and scipy, and --help needs neither.
-    from data_prep.config import PrepConfig
-    from data_prep.pipeline import format_summary, run_prep
-
     if args.jobs < 1:
         raise VoiceconvError(f"--jobs must be at least 1 (got {args.jobs})")
     config = PrepConfig.from_yaml(args.config) if args.config else PrepConfig()
     stages = STAGES if args.stage == "all" else (args.stage,)
+    check_prep_inputs(args.corpus, args.out, stages)
+    # Imported once the inputs pass: the pipeline brings torch and librosa (seconds).
+    from data_prep.pipeline import format_summary, run_prep
+
     report = run_prep(args.corpus, args.out, config, stages, args.jobs, not args.quiet)
     print(format_summary(report))
     # Whichever per-item stage ran last kept nothing: there is nothing to train on.

@@ -19,28 +19,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from data_prep import STAGES, clean, features, ingest, segment
+from data_prep import MANIFESTS, STAGES, clean, features, ingest, segment
 from data_prep.config import PrepConfig
 from data_prep.corpus import discover, reject_row
+from data_prep.inputs import check_prep_inputs, require_manifest
 from data_prep.prepared import FEATURE_CONFIG
 from data_prep.runner import StageResult, WorkerPool, run_stage
 from data_prep.stats import write_stats
-from voiceconv.core.errors import VoiceconvError
 from voiceconv.core.features import require_f0_method
 from voiceconv.core.fileio import (
     read_jsonl,
     remove_stale_temporaries,
-    require_writable,
     write_jsonl,
     write_text_atomic,
 )
 
-# stage -> (function over one item, settings that key its cache, manifest it writes)
+# stage -> (function over one item, settings that key its cache); each writes MANIFESTS[stage]
 _PER_ITEM = {
-    "ingest": (ingest.ingest_file, ingest.settings, "stages/ingest.jsonl"),
-    "clean": (clean.clean_file, clean.settings, "stages/clean.jsonl"),
-    "segment": (segment.segment_file, segment.settings, "stages/segment.jsonl"),
-    "features": (features.featurize_segment, features.settings, "manifest.jsonl"),
+    "ingest": (ingest.ingest_file, ingest.settings),
+    "clean": (clean.clean_file, clean.settings),
+    "segment": (segment.segment_file, segment.settings),
+    "features": (features.featurize_segment, features.settings),
 }
 
 
@@ -66,10 +65,7 @@ def run_prep(corpus: str | Path | None, out_dir: str | Path, config: PrepConfig 
     if "features" in stages:
         require_f0_method(config.features)
     out_dir = Path(out_dir)
-    if corpus is not None and Path(corpus).resolve() == out_dir.resolve():
-        raise VoiceconvError(f"the output folder is the corpus itself ({out_dir}): prep "
-                             "writes audio there; choose another")
-    require_writable(out_dir)
+    check_prep_inputs(corpus, out_dir, stages)
     remove_stale_temporaries(out_dir)
     write_text_atomic(out_dir / "prep_config.json",
                       json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
@@ -81,11 +77,9 @@ def run_prep(corpus: str | Path | None, out_dir: str | Path, config: PrepConfig 
             if stage == "stats":
                 report.stages.append(_run_stats(out_dir))
                 continue
-            fn, stage_settings, manifest = _PER_ITEM[stage]
+            fn, stage_settings = _PER_ITEM[stage]
             extra_rejects: list[dict[str, Any]] = []
             if stage == "ingest":
-                if corpus is None:
-                    raise VoiceconvError("the ingest stage needs a corpus folder")
                 items, extra_rejects = discover(corpus, skip=out_dir)
             else:
                 items = _read_manifest(out_dir, STAGES[STAGES.index(stage) - 1])
@@ -95,7 +89,7 @@ def run_prep(corpus: str | Path | None, out_dir: str | Path, config: PrepConfig 
                 extra_rejects += _drop_duplicates(result)
             rejects = extra_rejects + [reject_row(item["source"], item["singer"], stage, why)
                                        for item, why in result.rejects]
-            write_jsonl(out_dir / manifest, result.rows)
+            write_jsonl(out_dir / MANIFESTS[stage], result.rows)
             write_jsonl(out_dir / f"stages/{stage}.rejects.jsonl",
                         sorted(rejects, key=lambda r: (r["source"], r["reason"])))
             report.stages.append(result)
@@ -103,7 +97,7 @@ def run_prep(corpus: str | Path | None, out_dir: str | Path, config: PrepConfig 
 
     report.rejects = _collect_rejects(out_dir)
     write_jsonl(out_dir / "rejects.jsonl", report.rejects)
-    ingested = out_dir / _PER_ITEM["ingest"][2]
+    ingested = out_dir / MANIFESTS["ingest"]
     if ingested.is_file():
         report.input_seconds = sum(row["duration"] for row in read_jsonl(ingested))
     report.seconds = time.perf_counter() - start
@@ -118,10 +112,7 @@ def _run_stats(out_dir: Path) -> StageResult:
 
 
 def _read_manifest(out_dir: Path, stage: str) -> list[dict[str, Any]]:
-    path = out_dir / _PER_ITEM[stage][2]
-    if not path.is_file():
-        raise VoiceconvError(f"{path} not found: run the {stage} stage first")
-    return read_jsonl(path)
+    return read_jsonl(require_manifest(out_dir, stage))
 
 
 def _drop_duplicates(result: StageResult) -> list[dict[str, Any]]:
