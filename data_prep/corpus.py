@@ -26,9 +26,7 @@ def discover(corpus: str | os.PathLike, skip: str | os.PathLike | None = None
              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Return (items, rejects). An item: source (as written in manifests), path, singer, stat.
     `skip`: a folder inside the corpus that is not searched (prep's own output)."""
-    corpus = Path(corpus)
-    if not corpus.is_dir():
-        raise VoiceconvError(f"corpus folder not found: {corpus}")
+    corpus = require_corpus_folder(corpus)
     if (corpus / "wav.scp").is_file():
         candidates, rejects = _kaldi_candidates(corpus)
     else:
@@ -43,6 +41,13 @@ def discover(corpus: str | os.PathLike, skip: str | os.PathLike | None = None
                       "size": stat.st_size, "mtime_ns": stat.st_mtime_ns})
     items.sort(key=lambda item: item["source"])
     return items, rejects
+
+
+def require_corpus_folder(corpus: str | os.PathLike) -> Path:
+    corpus = Path(corpus)
+    if not corpus.is_dir():
+        raise VoiceconvError(f"corpus folder not found: {corpus}")
+    return corpus
 
 
 def reject_row(source: str, singer: str | None, stage: str, reason: str) -> dict[str, Any]:

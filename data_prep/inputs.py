@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from data_prep import MANIFESTS, STAGES
+from data_prep.corpus import require_corpus_folder
 from voiceconv.core.errors import VoiceconvError
 from voiceconv.core.fileio import require_writable
 
@@ -20,8 +21,7 @@ def check_prep_inputs(corpus: str | os.PathLike | None, out_dir: str | os.PathLi
     if first == "ingest":
         if corpus is None:
             raise VoiceconvError("the ingest stage needs a corpus folder")
-        if not Path(corpus).is_dir():
-            raise VoiceconvError(f"corpus folder not found: {corpus}")
+        require_corpus_folder(corpus)
     if corpus is not None and Path(corpus).resolve() == out_dir.resolve():
         raise VoiceconvError(f"the output folder is the corpus itself ({out_dir}): prep "
                              "writes audio there; choose another")
