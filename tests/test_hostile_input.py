@@ -172,19 +172,27 @@ def test_cli_with_a_missing_corpus_says_so_in_one_line(tmp_path):
                                   f"{tmp_path / 'nowhere'}"
 
 
-def test_prep_refuses_bad_arguments_before_importing_its_pipeline(tmp_path):
-    """A missing corpus, an unwritable output or a stage run out of order is refused before
-    torch and librosa load (seconds), so the user hears at once."""
+def test_commands_refuse_bad_arguments_before_importing_torch(tmp_path):
+    """A missing corpus, an unwritable output, a stage run out of order, or a checkpoint or
+    config that is not there is refused before torch and librosa load (seconds), so the user
+    hears at once."""
     (tmp_path / "a_file").write_text("")
-    script = ("import sys\nfrom voiceconv.cli import main\ncode = main(['prep', *sys.argv[1:]])\n"
+    script = ("import sys\nfrom voiceconv.cli import main\ncode = main(sys.argv[1:])\n"
               "print(code, sorted({'torch', 'librosa'} & set(sys.modules)))")
-    for args in ([str(tmp_path / "nowhere"), str(tmp_path / "out")],
-                 [str(tmp_path), str(tmp_path / "a_file" / "out")],
-                 [str(tmp_path), str(tmp_path / "out"), "--stage", "features"]):
+    song = str(REPO / "recipes" / "demo" / "audio")
+    for args in (["prep", str(tmp_path / "nowhere"), str(tmp_path / "out")],
+                 ["prep", str(tmp_path), str(tmp_path / "a_file" / "out")],
+                 ["prep", str(tmp_path), str(tmp_path / "out"), "--stage", "features"],
+                 ["convert", song, "--model", str(tmp_path / "nope.ckpt")],
+                 ["convert", song, "--model", str(tmp_path)],
+                 ["convert", song, "--model", str(tmp_path / "a_file"), "--vocoder",
+                  str(tmp_path / "nope.ckpt")],
+                 ["fit", "--config", str(tmp_path / "nope.yaml")],
+                 ["pretrain", f"-c={tmp_path / 'nope.yml'}", "--trainer.max_steps", "1"]):
         done = subprocess.run([sys.executable, "-c", script, *args], cwd=REPO,
                               capture_output=True, text=True, timeout=120)
         assert done.stdout.strip() == "2 []", (args, done.stdout, done.stderr)
-        assert done.stderr.startswith("voiceconv prep: error: "), done.stderr
+        assert done.stderr.startswith(f"voiceconv {args[0]}: error: "), done.stderr
 
 
 def test_cli_stage_without_its_input_manifest_says_which_stage_to_run(tmp_path):

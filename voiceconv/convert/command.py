@@ -18,6 +18,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from voiceconv.core.audio import AUDIO_EXTENSIONS, human_duration, why_not_a_file
+from voiceconv.core.checkpoint import require_checkpoint_file
 from voiceconv.core.errors import ArgumentParser, VoiceconvError
 from voiceconv.core.feature_config import F0_METHODS
 from voiceconv.core.fileio import require_writable
@@ -200,6 +201,9 @@ def main(argv: list[str], prog: str = "voiceconv convert") -> int:
         raise VoiceconvError(f"--chunk-seconds must be a finite number of seconds, at least 1; "
                              f"got {args.chunk_seconds:g}")
     parse_key(args.key)
+    require_checkpoint_file(args.model)  # before torch loads: a mistyped path is said at once
+    if args.vocoder.endswith(".ckpt"):
+        require_checkpoint_file(args.vocoder)
     if args.accompaniment is not None and (reason := why_not_a_file(args.accompaniment)):
         raise VoiceconvError(f"--accompaniment {args.accompaniment}: {reason}")
     jobs, failures = collect_jobs(args.inputs, args.out, args.format, args.accompaniment)

@@ -10,11 +10,13 @@ import pickle
 import types
 import typing
 import warnings
-from typing import Any
-
-import torch
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from voiceconv.core.errors import VoiceconvError
+
+if TYPE_CHECKING:  # torch loads only when a file is read: the CLIs check paths first
+    import torch
 
 # What a checkpoint of each kind must hold to be one (hyper-parameter keys).
 KINDS = {
@@ -25,16 +27,23 @@ KINDS = {
 }
 
 
+def require_checkpoint_file(path: str | Path) -> None:
+    """One line for a checkpoint path that names no file, without loading torch."""
+    if Path(path).is_dir():
+        raise VoiceconvError(f"{path} is a folder, not a checkpoint")
+    if not Path(path).exists():
+        raise VoiceconvError(f"no such checkpoint: {path}")
+
+
 def load_plain(path: str, map_location: Any = "cpu") -> Any:
     """The contents of a torch file as tensors and plain data, never Python objects."""
+    import torch
+
+    require_checkpoint_file(path)
     try:
         with warnings.catch_warnings():  # e.g. "unusual pickle protocol": the error says it all
             warnings.simplefilter("ignore")
             return torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise VoiceconvError(f"no such checkpoint: {path}") from None
-    except IsADirectoryError:
-        raise VoiceconvError(f"{path} is a folder, not a checkpoint") from None
     except pickle.UnpicklingError:
         raise VoiceconvError(f"{path} is not a voiceconv checkpoint: it holds Python objects "
                              "other than tensors and plain data, which could run code when "

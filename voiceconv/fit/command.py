@@ -14,8 +14,11 @@ none).
 
 from __future__ import annotations
 
-from voiceconv.training.lightning_cli import run
+from voiceconv.training.config_files import require_config_files
 
 
 def main(argv: list[str], prog: str = "voiceconv fit") -> int:
+    require_config_files(argv, prog)
+    from voiceconv.training.lightning_cli import run
+
     return run(argv, prog)

@@ -7,8 +7,11 @@ on `voiceconv.pretrain.pool` data), with the pretraining's own checkpoint metric
 
 from __future__ import annotations
 
-from voiceconv.training.lightning_cli import run
+from voiceconv.training.config_files import require_config_files
 
 
 def main(argv: list[str], prog: str = "voiceconv pretrain") -> int:
+    require_config_files(argv, prog)
+    from voiceconv.training.lightning_cli import run
+
     return run(["--monitor", "val/l1_masked", *argv], prog)
