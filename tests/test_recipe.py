@@ -57,12 +57,13 @@ def test_stage_0_lists_training_and_held_out_songs(tmp_path):
 def test_a_song_added_or_an_edited_prep_config_is_prepared_on_the_next_run(tmp_path):
     demo = _recipe_copy(tmp_path)
     songs = [("nit_f001", "nitech_jp_song070_f001_004.flac", 1.0, 3.0),
+             ("nit_f001", "nitech_jp_song070_f001_007.flac", 1.0, 3.0),
              ("pjs", "pjs001_song.flac", 0.5, 3.0), ("pjs", "pjs020_song.flac", 0.5, 3.0)]
     corpus = write_corpus(tmp_path / "corpus", songs)
     prep = tmp_path / "prep.yaml"
     prep.write_text("features: {f0_method: dio}\n")
     args = ["--corpus", str(corpus), "--prep-config", str(prep), "--held-out",
-            "pjs020_song", "--stage", "0", "--stop-stage", "1"]
+            "nitech_jp_song070_f001_007 pjs020_song", "--stage", "0", "--stop-stage", "1"]
     assert _run(*args, cwd=demo).returncode == 0
     again = _run(*args, cwd=demo)
     assert again.returncode == 0 and "run: " not in again.stderr  # nothing changed
@@ -128,16 +129,23 @@ def test_own_corpus_recipe_takes_a_kaldi_dir_and_names_what_is_missing(tmp_path)
     assert missing.returncode == 2 and "--corpus is required" in missing.stderr
     # The demo's data dir as a user's Kaldi-style corpus: songs held out by utterance id.
     assert _run("--stage", "0", "--stop-stage", "0", cwd=demo).returncode == 0
-    done = _run("--corpus", str(demo / "data/demo/train"), "--singer-a", "nit_f001",
-                "--singer-b", "pjs", "--held-out", "nit_f001-nitech_jp_song070_f001_004",
-                "--stage", "0", "--stop-stage", "0", cwd=own)
+    kaldi = ["--corpus", str(demo / "data/demo/train"), "--stage", "0", "--stop-stage", "0"]
+    done = _run(*kaldi, "--singer-a", "nit_f001", "--singer-b", "pjs", "--held-out",
+                "nit_f001-nitech_jp_song070_f001_004 pjs-pjs001_song", cwd=own)
     assert done.returncode == 0, done.stderr
     assert (own / "data/own/test/utt2spk").read_text().split() == [
-        "nit_f001-nitech_jp_song070_f001_004", "nit_f001"]
-    assert len((own / "data/own/train/wav.scp").read_text().splitlines()) == 20
-    wrong = _run("--corpus", str(demo / "data/demo/train"), "--singer-a", "a", "--singer-b", "b",
-                 "--held-out", "no_such_song", "--stage", "0", "--stop-stage", "0", cwd=own)
-    assert wrong.returncode != 0 and "held-out song no_such_song is not in" in wrong.stderr
+        "nit_f001-nitech_jp_song070_f001_004", "nit_f001", "pjs-pjs001_song", "pjs"]
+    assert len((own / "data/own/train/wav.scp").read_text().splitlines()) == 19
+    # Said at stage 0, before prep spends minutes on the corpus.
+    for singers, held_out, error in (
+            ("a b", "no_such_song", "held-out song no_such_song is not in"),
+            ("nit_f001 pjs", "pjs-pjs001_song.flac",
+             "(name it without its extension: pjs-pjs001_song)"),
+            ("nit_f001 carol", "pjs-pjs001_song", "singer carol is not in"),
+            ("nit_f001 pjs", "pjs-pjs001_song", "no held-out song of nit_f001: hold out one")):
+        a, b = singers.split()
+        wrong = _run(*kaldi, "--singer-a", a, "--singer-b", b, "--held-out", held_out, cwd=own)
+        assert wrong.returncode != 0 and error in wrong.stderr, (singers, wrong.stderr)
 
 
 # Two training excerpts and the held-out song of each demo singer, 8-10 s each.

@@ -92,7 +92,7 @@ esac
 if stage_enabled 0; then
     log "stage 0: data dirs from ${corpus} (held-out songs go to ${data}/test)"
     depends=$(listing "${corpus}")  # songs added to the corpus are listed on a rerun
-    run "${common}/local/data.sh" "${corpus}" "${data}" "${held_out}"
+    run "${common}/local/data.sh" "${corpus}" "${data}" "${held_out}" "${singer_a} ${singer_b}"
     depends=""
 fi
 

@@ -4,11 +4,13 @@
 #   a folder <corpus>/<singer>/**/<song>.{flac,wav,ogg,mp3,aiff,aif} (singer = first folder), or
 #   a Kaldi-style data dir (wav.scp + utt2spk; a "song" is then an utterance id).
 # A song is held out when its name (file name without extension, or utterance id) is listed.
-# Usage: data.sh CORPUS OUT "HELD_OUT_SONG ..."
+# Each of SINGERS must be in the corpus with songs to train on and at least one held out.
+# Usage: data.sh CORPUS OUT "HELD_OUT_SONG ..." ["SINGER ..."]
 set -euo pipefail
 corpus=$1
 out=$2
 held_out=${3:-}
+singers=${4:-}
 
 for split in train test; do
     mkdir -p "${out}/${split}"
@@ -53,11 +55,33 @@ if [ ! -s "${out}/train/.wav.scp.tmp" ]; then
     echo "$0: error: no audio found in ${corpus} (expected <singer>/<song>.flac ...)" >&2
     exit 1
 fi
+error() {
+    echo "$0: error: $*" >&2
+    exit 1
+}
 for name in ${held_out}; do
     if ! grep -q -- "-${name} \|^${name} " "${out}/test/.wav.scp.tmp"; then
-        echo "$0: error: held-out song ${name} is not in ${corpus}" >&2
-        exit 1
+        case ${name,,} in *.flac|*.wav|*.ogg|*.mp3|*.aiff|*.aif)
+            error "held-out song ${name} is not in ${corpus} (name it without its extension:" \
+                "${name%.*})" ;;
+        esac
+        error "held-out song ${name} is not in ${corpus}"
     fi
+done
+# Checked here, not when a later stage needs them: before prep spends minutes on the corpus.
+sings() {  # split singer: does the split's list have a song of the singer?
+    awk -v s="$2" '$2 == s { found = 1 } END { exit !found }' "${out}/$1/.utt2spk.tmp"
+}
+for singer in ${singers}; do
+    if ! sings train "${singer}" && ! sings test "${singer}"; then
+        error "singer ${singer} is not in ${corpus} (singers there:" \
+            "$(cat "${out}"/{train,test}/.utt2spk.tmp | cut -d' ' -f2 | LC_ALL=C sort -u | xargs))"
+    fi
+done
+for singer in ${singers}; do
+    sings test "${singer}" || error "no held-out song of ${singer}: hold out one song of each" \
+        "singer (stages 5 and 6 convert and measure it)"
+    sings train "${singer}" || error "every song of ${singer} is held out: leave some to train on"
 done
 for split in train test; do
     # Renamed only when complete: an interrupted stage never leaves a half list behind.
