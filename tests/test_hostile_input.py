@@ -177,22 +177,30 @@ def test_commands_refuse_bad_arguments_before_importing_torch(tmp_path):
     config that is not there is refused before torch and librosa load (seconds), so the user
     hears at once."""
     (tmp_path / "a_file").write_text("")
+    experiment = tmp_path / "exp"
+    (experiment / "checkpoints").mkdir(parents=True)
+    (experiment / "checkpoints" / "last.ckpt").write_text("")
     script = ("import sys\nfrom voiceconv.cli import main\ncode = main(sys.argv[1:])\n"
               "print(code, sorted({'torch', 'librosa'} & set(sys.modules)))")
     song = str(REPO / "recipes" / "demo" / "audio")
-    for args in (["prep", str(tmp_path / "nowhere"), str(tmp_path / "out")],
-                 ["prep", str(tmp_path), str(tmp_path / "a_file" / "out")],
-                 ["prep", str(tmp_path), str(tmp_path / "out"), "--stage", "features"],
-                 ["convert", song, "--model", str(tmp_path / "nope.ckpt")],
-                 ["convert", song, "--model", str(tmp_path)],
-                 ["convert", song, "--model", str(tmp_path / "a_file"), "--vocoder",
-                  str(tmp_path / "nope.ckpt")],
-                 ["fit", "--config", str(tmp_path / "nope.yaml")],
-                 ["pretrain", f"-c={tmp_path / 'nope.yml'}", "--trainer.max_steps", "1"]):
+    for args, error in (
+            (["prep", str(tmp_path / "nowhere"), str(tmp_path / "out")], "nowhere"),
+            (["prep", str(tmp_path), str(tmp_path / "a_file" / "out")], "cannot write to"),
+            (["prep", str(tmp_path), str(tmp_path / "out"), "--stage", "features"],
+             "run the segment stage first"),
+            (["convert", song, "--model", str(tmp_path / "nope.ckpt")], "no such checkpoint"),
+            (["convert", song, "--model", str(experiment)],
+             f"is a folder, not a checkpoint (did you mean {experiment}/checkpoints/last.ckpt?)"),
+            (["convert", song, "--model", str(tmp_path / "a_file"), "--vocoder",
+              str(tmp_path / "nope.ckpt")], "no such checkpoint"),
+            (["fit", "--config", str(tmp_path / "nope.yaml")], "nope.yaml: no such file"),
+            (["pretrain", f"-c={tmp_path / 'nope.yml'}", "--trainer.max_steps", "1"],
+             "nope.yml: no such file")):
         done = subprocess.run([sys.executable, "-c", script, *args], cwd=REPO,
                               capture_output=True, text=True, timeout=120)
         assert done.stdout.strip() == "2 []", (args, done.stdout, done.stderr)
         assert done.stderr.startswith(f"voiceconv {args[0]}: error: "), done.stderr
+        assert error in done.stderr, (error, done.stderr)
 
 
 def test_cli_stage_without_its_input_manifest_says_which_stage_to_run(tmp_path):

@@ -30,7 +30,11 @@ KINDS = {
 def require_checkpoint_file(path: str | Path) -> None:
     """One line for a checkpoint path that names no file, without loading torch."""
     if Path(path).is_dir():
-        raise VoiceconvError(f"{path} is a folder, not a checkpoint")
+        # An experiment folder is the common slip: point at the checkpoint inside it.
+        inside = [c for c in (Path(path) / "checkpoints" / "last.ckpt", Path(path) / "last.ckpt")
+                  if c.is_file()]
+        hint = f" (did you mean {inside[0]}?)" if inside else ""
+        raise VoiceconvError(f"{path} is a folder, not a checkpoint{hint}")
     if not Path(path).exists():
         raise VoiceconvError(f"no such checkpoint: {path}")
 
