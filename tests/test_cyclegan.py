@@ -148,10 +148,20 @@ def test_resume_after_kill_or_sigterm_equals_uninterrupted_training(fit_config, 
         fit_process(*common, "--experiment", "term")
         return last
 
-    def extended() -> Path:  # a finished run of n steps, extended to 2n
-        fit_process(*common, "--experiment", "extended", "--trainer.max_steps", n)
-        fit_process(*common, "--experiment", "extended")
-        return exp_dir(fit_config, "extended") / "checkpoints" / "last.ckpt"
+    def extended() -> Path:  # a finished run of n steps, extended to 2n, logged to wandb
+        runs = [fit_process(*common, "--experiment", "extended", "--wandb", "true", *more)
+                for more in (["--trainer.max_steps", n], [])]
+        out = exp_dir(fit_config, "extended")
+        # Offline (for `wandb sync` later), one wandb run across the restart, and nothing in
+        # the output about clouds: no Lightning cloud-logger tip, no wandb deprecation warning
+        # for the `anonymous` setting Lightning passes.
+        wandb_runs = list((out / "wandb").glob("offline-run-*"))
+        assert wandb_runs and all(next(r.glob("run-*.wandb")).stat().st_size > 0
+                                  for r in wandb_runs)
+        assert len({r.name.rsplit("-", 1)[-1] for r in wandb_runs}) == 1
+        for run in runs:
+            assert "litlogger" not in run.stderr and "anonymous" not in run.stderr, run.stderr
+        return out / "checkpoints" / "last.ckpt"
 
     with ThreadPoolExecutor(2) as pool:
         runs = {run.__name__: pool.submit(run) for run in (killed, terminated, extended, straight)}

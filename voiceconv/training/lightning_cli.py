@@ -5,6 +5,7 @@ pre-emption handling and progress every training job shares."""
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
 import signal
@@ -152,9 +153,13 @@ def _offline_wandb(exp_dir: Path, experiment: str):
     os.environ.setdefault("WANDB_SILENT", "true")
     exp_dir.mkdir(parents=True, exist_ok=True)
     # A stable id: a resumed run appends to the same wandb run instead of starting another.
-    return WandbLogger(save_dir=str(exp_dir), project="voiceconv", name=experiment,
-                       id=_safe(str(exp_dir.resolve()))[-64:], offline=True,
-                       resume="allow", settings={"console": "off", "silent": True})
+    logger = WandbLogger(save_dir=str(exp_dir), project="voiceconv", name=experiment,
+                         id=_safe(str(exp_dir.resolve()))[-64:], offline=True,
+                         resume="allow", settings={"console": "off", "silent": True})
+    # Lightning always passes `anonymous` to wandb.init, which then prints a deprecation
+    # WARNING on every run; the setting does nothing.
+    getattr(logger, "_wandb_init", {}).pop("anonymous", None)
+    return logger
 
 
 def run(argv: list[str], prog: str) -> int:
@@ -165,6 +170,9 @@ def run(argv: list[str], prog: str) -> int:
     warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec.*")
     # Checkpoints hold the state after the step's updates, consistent with the loop counters.
     warnings.filterwarnings("ignore", message=r".*ModelCheckpoint with manual optimization.*")
+    # Lightning advertises its cloud logger on every run; voiceconv's logging is offline.
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        lambda record: "litlogger" not in record.getMessage())
     # Stopped early by a signal (pre-emption), the command exits as the signal would have, so
     # that a recipe or a scheduler sees an unfinished run and reruns it, which resumes.
     try:
