@@ -34,5 +34,5 @@ print(json.dumps({{"code": code, "help": out.getvalue(),
     answer = json.loads(result.stdout.strip().splitlines()[-1])
     assert answer["code"] == 0 and f"voiceconv {command}" in answer["help"]
     assert answer["loaded"] == [], answer["loaded"]
-    if command == "convert":  # the vocoder names are written out in its help
+    if command == "convert":  # the vocoder names are in its help
         assert all(name in answer["help"] for name in NAMES), answer["help"]

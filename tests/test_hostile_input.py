@@ -193,6 +193,8 @@ def test_commands_refuse_bad_arguments_before_importing_torch(tmp_path):
              f"is a folder, not a checkpoint (did you mean {experiment}/checkpoints/last.ckpt?)"),
             (["convert", song, "--model", str(tmp_path / "a_file"), "--vocoder",
               str(tmp_path / "nope.ckpt")], "no such checkpoint"),
+            (["convert", song, "--model", str(tmp_path / "a_file"), "--vocoder", "melgan"],
+             "unknown vocoder 'melgan'"),
             (["fit", "--config", str(tmp_path / "nope.yaml")], "nope.yaml: no such file"),
             (["pretrain", f"-c={tmp_path / 'nope.yml'}", "--trainer.max_steps", "1"],
              "nope.yml: no such file")):

@@ -22,6 +22,8 @@ from voiceconv.core.checkpoint import require_checkpoint_file
 from voiceconv.core.errors import ArgumentParser, VoiceconvError
 from voiceconv.core.feature_config import F0_METHODS
 from voiceconv.core.fileio import require_writable
+from voiceconv.core.vocoder_names import NAMES as VOCODER_NAMES
+from voiceconv.core.vocoder_names import require_vocoder
 
 FORMATS = ("wav", "flac")
 
@@ -46,9 +48,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--key", default="0", help="semitones to shift the melody (e.g. -3, +12), "
                    "or 'auto' to fit the source's range into the target singer's (default 0)")
     p.add_argument("--vocoder", default="world",
-                   # The names of voiceconv.models.vocoders.NAMES, written out: importing
-                   # them would import torch for --help (a test keeps the two the same).
-                   help="griffin-lim | world | hifigan-universal or a vocoder checkpoint "
+                   help=f"{' | '.join(VOCODER_NAMES)} or a vocoder checkpoint "
                    "(default world: exact pitch)")
     p.add_argument("--copy-synthesis", action="store_true",
                    help="render the source itself through the vocoder (same F0, key and "
@@ -202,8 +202,7 @@ def main(argv: list[str], prog: str = "voiceconv convert") -> int:
                              f"got {args.chunk_seconds:g}")
     parse_key(args.key)
     require_checkpoint_file(args.model)  # before torch loads: a mistyped path is said at once
-    if args.vocoder.endswith(".ckpt"):
-        require_checkpoint_file(args.vocoder)
+    require_vocoder(args.vocoder)
     if args.accompaniment is not None and (reason := why_not_a_file(args.accompaniment)):
         raise VoiceconvError(f"--accompaniment {args.accompaniment}: {reason}")
     jobs, failures = collect_jobs(args.inputs, args.out, args.format, args.accompaniment)

@@ -1,0 +1,25 @@
+"""The vocoders `--vocoder` takes by name, known without loading any of them (torch takes
+seconds to import), so that a command can check its choice before it starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from voiceconv.core.checkpoint import require_checkpoint_file
+from voiceconv.core.errors import VoiceconvError
+
+NAMES = ("griffin-lim", "world", "hifigan-universal")
+
+
+def is_checkpoint(name: str) -> bool:
+    """Whether `--vocoder` names a trained vocoder's checkpoint rather than a vocoder."""
+    return name.endswith(".ckpt") or Path(name).is_file()
+
+
+def require_vocoder(name: str) -> None:
+    """One line for a `--vocoder` that is neither a name nor an existing checkpoint."""
+    if is_checkpoint(name):
+        require_checkpoint_file(name)
+    elif name not in NAMES:
+        raise VoiceconvError(f"unknown vocoder {name!r} (choose from {', '.join(NAMES)}, or "
+                             "give the path of a vocoder checkpoint)")
