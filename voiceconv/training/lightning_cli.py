@@ -162,6 +162,12 @@ def _offline_wandb(exp_dir: Path, experiment: str):
     return logger
 
 
+def _no_cloud_advert(record: logging.LogRecord) -> bool:
+    """Lightning advertises its cloud logger on every run; voiceconv's logging is offline.
+    (A named function: logging adds the same filter once, however often `run` is called.)"""
+    return "litlogger" not in record.getMessage()
+
+
 def run(argv: list[str], prog: str) -> int:
     """Train as `argv` says (LightningCLI options after the subcommand)."""
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
@@ -170,9 +176,7 @@ def run(argv: list[str], prog: str) -> int:
     warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec.*")
     # Checkpoints hold the state after the step's updates, consistent with the loop counters.
     warnings.filterwarnings("ignore", message=r".*ModelCheckpoint with manual optimization.*")
-    # Lightning advertises its cloud logger on every run; voiceconv's logging is offline.
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-        lambda record: "litlogger" not in record.getMessage())
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_no_cloud_advert)
     # Stopped early by a signal (pre-emption), the command exits as the signal would have, so
     # that a recipe or a scheduler sees an unfinished run and reruns it, which resumes.
     try:
