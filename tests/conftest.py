@@ -12,6 +12,8 @@ import yaml
 from data_prep.config import PrepConfig
 from data_prep.pipeline import run_prep
 from voiceconv.core.feature_config import FeatureConfig
+from voiceconv.core.metrics import f0_track
+from voiceconv.core.threads import in_order
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_AUDIO = REPO / "recipes" / "demo" / "audio"
@@ -40,6 +42,12 @@ def write_corpus(root: Path, excerpts=EXCERPTS) -> Path:
         (root / singer).mkdir(parents=True, exist_ok=True)
         sf.write(root / singer / name, x, sr, subtype="PCM_16")
     return root
+
+
+def f0_tracks(rate: int, *signals: np.ndarray) -> list[np.ndarray]:
+    """`f0_track` of each signal, two at a time: harvest is this suite's largest single cost,
+    and it releases the GIL."""
+    return list(in_order(lambda x: f0_track(x, rate), list(signals), 2))
 
 
 def run_docs_example(page: str) -> None:

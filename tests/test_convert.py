@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from tests.conftest import REPO, read_excerpt, run_docs_example
+from tests.conftest import REPO, f0_tracks, read_excerpt, run_docs_example
 from voiceconv.cli import run_command
 from voiceconv.convert import converter as converter_module
 from voiceconv.convert.converter import Converter, ConvertSettings
@@ -25,7 +25,7 @@ from voiceconv.core.errors import VoiceconvError
 from voiceconv.core.feature_config import FeatureConfig
 from voiceconv.core.features import LogMelSpectrogram
 from voiceconv.core.loudness import integrated_loudness, true_peak_dbtp
-from voiceconv.core.metrics import f0_metrics, f0_track
+from voiceconv.core.metrics import f0_metrics
 from voiceconv.models.pair import SingerPair
 from voiceconv.models.vocoders import load_vocoder
 from voiceconv.models.vocoders.nsf import NSF_SMALL, NSF_V1, NSFHiFiGAN
@@ -73,8 +73,8 @@ def test_melody_survives_conversion_after_removing_the_key_shift(
     # moves A down and B up.
     assert (key < 0) if direction == "a2b" else (key > 0), err
     rate = 16000
-    src = f0_track(load_mono(source, rate), rate)
-    out = f0_track(load_mono(tmp_path / "out" / f"{source.stem}.wav", rate), rate)
+    src, out = f0_tracks(rate, load_mono(source, rate),
+                         load_mono(tmp_path / "out" / f"{source.stem}.wav", rate))
     m = f0_metrics(src * 2 ** (key / 12), out)
     print(f"{direction} key {key:+g}: median {m.median_cents:.1f} c, GPE "
           f"{m.gross_pitch_error:.3f}, RMSE {m.rmse_cents:.0f} c, V/UV {m.vuv_error:.3f}")
@@ -96,14 +96,15 @@ def test_an_envelope_model_sings_the_source_melody_at_key_0_and_5_up_or_down(
     by the key, and WORLD sings the moved F0: within 10 cents (median) at every key."""
     source = stem(tmp_path, (*excerpt[:3], 8.0))
     rate = 16000
-    src = f0_track(load_mono(source, rate), rate)
-    for key in (0, 5, -5):
-        out = tmp_path / f"key{key}"
+    keys = (0, 5, -5)
+    for key in keys:
         code, err = convert(source, "--model", fitted_envelope_model, "--direction", direction,
-                            "--key", key, "--out", out, capsys=capsys)
+                            "--key", key, "--out", tmp_path / f"key{key}", capsys=capsys)
         assert code == 0, err
-        sung = f0_track(load_mono(out / f"{source.stem}.wav", rate), rate)
-        m = f0_metrics(src * 2 ** (key / 12), sung)
+    src, *sung = f0_tracks(rate, load_mono(source, rate), *(
+        load_mono(tmp_path / f"key{key}" / f"{source.stem}.wav", rate) for key in keys))
+    for key, track in zip(keys, sung, strict=True):
+        m = f0_metrics(src * 2 ** (key / 12), track)
         print(f"{direction} key {key:+d}: median {m.median_cents:.1f} c, GPE "
               f"{m.gross_pitch_error:.3f}")
         assert m.median_cents < 10, (key, m)
@@ -116,13 +117,13 @@ def test_with_an_envelope_model_a_vocoder_that_takes_pitch_from_the_mel_sings_th
     same for hifigan-universal (pitch from the mel) as for WORLD (pitch from the F0)."""
     source = stem(tmp_path, (*PJS[:2], 1.0, 8.0))
     rate = 16000
-    src = f0_track(load_mono(source, rate), rate)
     code, err = convert(source, "--model", fitted_envelope_model, "--direction", "b2a",
                         "--key", "5", "--vocoder", "hifigan-universal", "--out", tmp_path,
                         capsys=capsys)
     assert code == 0, err
-    m = f0_metrics(src * 2 ** (5 / 12), f0_track(load_mono(tmp_path / f"{source.stem}.wav",
-                                                           rate), rate))
+    src, sung = f0_tracks(rate, load_mono(source, rate),
+                          load_mono(tmp_path / f"{source.stem}.wav", rate))
+    m = f0_metrics(src * 2 ** (5 / 12), sung)
     print(f"hifigan-universal, key +5: median {m.median_cents:.1f} c, GPE "
           f"{m.gross_pitch_error:.3f}")
     # Measured 15 c and 15 % gross errors: hifigan-universal's own imprecision (its copy
@@ -173,7 +174,7 @@ def test_matched_conversion_keeps_the_melody_and_changes_the_sound(fitted_envelo
                             "--out", out, capsys=capsys)
         assert code == 0, err
         outputs[match_k] = load_mono(out / f"{source.stem}.wav", rate)
-    m = f0_metrics(f0_track(load_mono(source, rate), rate), f0_track(outputs[4], rate))
+    m = f0_metrics(*f0_tracks(rate, load_mono(source, rate), outputs[4]))
     print(f"matched: median {m.median_cents:.1f} c, GPE {m.gross_pitch_error:.3f}")
     assert m.median_cents < 10 and m.gross_pitch_error < 0.10, m
     assert np.abs(outputs[4] - outputs[0]).mean() > 0.05 * np.abs(outputs[0]).mean()
@@ -254,15 +255,16 @@ def test_world_is_given_f0_four_times_a_frame_and_follows_the_melody_closer(fitt
     x, sr = read_excerpt("pjs", "pjs002_song.flac", 10.0, 8.0)
     x = resample(x, sr, 22050)
     model = SingerPair.from_checkpoint(str(fitted_model))
-    melody = {}
+    rendered = {}
     for per_frame in (4, 1):
         world = load_vocoder("world", FeatureConfig())
         world.f0_subframes = per_frame
         converter = Converter(model, world, ConvertSettings(direction="b2a",
                                                             copy_synthesis=True))
         assert converter.f0_subframes == per_frame
-        out, _ = converter.convert_array(x)
-        melody[per_frame] = f0_metrics(f0_track(x, 22050), f0_track(out, 22050))
+        rendered[per_frame], _ = converter.convert_array(x)
+    given, *sung = f0_tracks(22050, x, *rendered.values())
+    melody = {k: f0_metrics(given, track) for k, track in zip(rendered, sung, strict=True)}
     print({k: (round(m.median_cents, 2), round(m.gross_pitch_error, 4))
            for k, m in melody.items()})
     assert melody[4].median_cents < melody[1].median_cents - 0.1
@@ -288,8 +290,7 @@ def test_a_long_break_is_neither_analysed_nor_rendered_and_the_melody_around_it_
     # Of the break, 0.1 s at each end is kept with its phrase and 0.5 s more is context.
     assert sum(analysed) < song.shape[0] - 3 * rate
     assert not out[half + rate: half + 4 * rate].any()
-    m = f0_metrics(f0_track(resample(song, rate, 16000), 16000),
-                   f0_track(resample(out, rate, 16000), 16000))
+    m = f0_metrics(*f0_tracks(16000, resample(song, rate, 16000), resample(out, rate, 16000)))
     print(f"median {m.median_cents:.1f} c, GPE {m.gross_pitch_error:.3f}")
     assert m.median_cents < 10 and m.gross_pitch_error < 0.10
 

@@ -171,6 +171,12 @@ def test_the_demo_runs_every_stage_end_to_end_and_a_rerun_does_nothing(tmp_path)
     prep.write_text("features: {f0_method: dio}\n")  # the F0 tracker ~25x faster than harvest
     args = ["--corpus", str(audio), "--prep-config", str(prep), "--exp", "e2e", "--ngpu", "0",
             "--fit-steps", "4", "--fit-args", TINY]
+    # Runs of other experiments (a base of the corpus's own singers, the vocoders) go beside
+    # those of this one: each process has one thread, and the machine has two cores.
+    pool = ThreadPoolExecutor(1)
+    own = pool.submit(_run, *args, "--base", "corpus", "--pretrain-steps", "4",
+                      "--pretrain-args", TINY, "--exp", "e2e-own", "--stage", "0",
+                      "--stop-stage", "3", cwd=demo, timeout=300)
     done = _run(*args, cwd=demo, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     for stage in range(7):  # every stage ran and logged its exact commands
@@ -198,43 +204,42 @@ def test_the_demo_runs_every_stage_end_to_end_and_a_rerun_does_nothing(tmp_path)
     again = _run(*args, cwd=demo, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "nothing to do" in again.stderr and "run: " not in again.stderr
-    # A base of the corpus's own singers instead (stage 2), and a pair fitted from it: another
-    # experiment, so it runs beside the steps below (each process has one thread).
-    with ThreadPoolExecutor(1) as pool:
-        own = pool.submit(_run, *args, "--base", "corpus", "--pretrain-steps", "4",
-                          "--pretrain-args", TINY, "--exp", "e2e-own", "--stage", "0",
-                          "--stop-stage", "3", cwd=demo, timeout=300)
-        # Asking for more training reruns only what that changes: the fit (resumed) and after.
-        more = _run(*args, "--fit-steps", "6", "--stage", "3", "--stop-stage", "3", cwd=demo,
-                    timeout=300)
-        assert more.returncode == 0, more.stderr[-3000:]
-        assert "run: voiceconv fit" in more.stderr and "stage 4" not in more.stderr
-        assert torch.load(exp / "e2e" / "checkpoints" / "last.ckpt",
-                          weights_only=True)["global_step"] == 6
-        # The conversions follow the model: trained further, the songs are converted again.
-        again = _run(*args, "--fit-steps", "6", "--stage", "5", "--stop-stage", "5", cwd=demo,
-                     timeout=300)
-        assert again.returncode == 0, again.stderr[-3000:]
-        assert again.stderr.count("run: voiceconv convert") == 2, again.stderr[-3000:]
-        # The small NSF-HiFi-GAN (from scratch) and the lite one (the universal filter's kernel-3
-        # stacks), each trained on the recipe's prep output with its own config.
-        for size, field, value in (("small", "upsample_initial_channel", 128),
-                                   ("lite", "resblock_kernel_sizes", [3])):
-            vocoder = _run(*args, "--vocoder", f"nsf-{size}", "--vocoder-steps", "2",
-                           "--vocoder-args", TINY, "--stage", "4", "--stop-stage", "4", cwd=demo,
-                           timeout=300)
-            assert vocoder.returncode == 0, vocoder.stderr[-3000:]
-            assert f"nsf_hifigan_{size}.yaml" in vocoder.stderr
-            trained = torch.load(exp / f"e2e-vocoder-{size}" / "checkpoints" / "last.ckpt",
-                                 weights_only=True)
-            assert trained["global_step"] == 2
-            assert trained["hyper_parameters"]["nsf"][field] == value
     own = own.result()
     assert own.returncode == 0, own.stderr[-3000:]
     base = exp / "e2e-own-base" / "checkpoints" / "last.ckpt"
     assert torch.load(base, weights_only=True)["global_step"] == 4
-    model = torch.load(exp / "e2e-own" / "checkpoints" / "last.ckpt", weights_only=True)
-    assert model["hyper_parameters"]["init_from"].endswith("e2e-own-base/checkpoints/last.ckpt")
+    own_model = torch.load(exp / "e2e-own" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert own_model["hyper_parameters"]["init_from"].endswith("e2e-own-base/checkpoints/last.ckpt")
+
+    def vocoder(size: str) -> subprocess.CompletedProcess:
+        return _run(*args, "--vocoder", f"nsf-{size}", "--vocoder-steps", "2", "--vocoder-args",
+                    TINY, "--stage", "4", "--stop-stage", "4", cwd=demo, timeout=300)
+
+    # The small NSF-HiFi-GAN (from scratch) and the lite one (the universal filter's kernel-3
+    # stacks), each trained on the recipe's prep output with its own config.
+    vocoders = {size: pool.submit(vocoder, size) for size in ("small", "lite")}
+    # Asking for more training reruns only what that changes: the fit (resumed) and after.
+    more = _run(*args, "--fit-steps", "6", "--stage", "3", "--stop-stage", "3", cwd=demo,
+                timeout=300)
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert "run: voiceconv fit" in more.stderr and "stage 4" not in more.stderr
+    assert torch.load(exp / "e2e" / "checkpoints" / "last.ckpt",
+                      weights_only=True)["global_step"] == 6
+    # The conversions follow the model: trained further, the songs are converted again.
+    again = _run(*args, "--fit-steps", "6", "--stage", "5", "--stop-stage", "5", cwd=demo,
+                 timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("run: voiceconv convert") == 2, again.stderr[-3000:]
+    for size, field, value in (("small", "upsample_initial_channel", 128),
+                               ("lite", "resblock_kernel_sizes", [3])):
+        trained_vocoder = vocoders[size].result()
+        assert trained_vocoder.returncode == 0, trained_vocoder.stderr[-3000:]
+        assert f"nsf_hifigan_{size}.yaml" in trained_vocoder.stderr
+        trained = torch.load(exp / f"e2e-vocoder-{size}" / "checkpoints" / "last.ckpt",
+                             weights_only=True)
+        assert trained["global_step"] == 2
+        assert trained["hyper_parameters"]["nsf"][field] == value
+    pool.shutdown()
 
 
 def test_a_pretraining_pool_of_other_singers_needs_its_own_name(tmp_path):
