@@ -236,6 +236,27 @@ def test_the_model_takes_its_features_from_the_data_and_refuses_a_misfit(fit_con
     assert code == 2 and len(err) == 1 and "set data.neighbour_k" in err[0]
 
 
+def test_each_run_says_whether_it_resumes_starts_or_replaces_a_run(fit_config, caplog):
+    """In voiceconv's words, not Lightning's warnings: a first `--ckpt_path last` run was
+    told to set up a last checkpoint (it has one), and every resume that its folder is not
+    empty; a new run in a used experiment folder replaced that run without a word."""
+    args = ["--config", SMALL, "--config", fit_config, "--experiment", "said",
+            "--trainer.max_steps", "1", "--preview_every_n_steps", "0"]
+    said = []
+    for more in (["--ckpt_path", "last"], ["--ckpt_path", "last", "--trainer.max_steps", "2"],
+                 []):
+        caplog.clear()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert fit(*args, *more) == 0
+        said.append(caplog.text + "".join(str(w.message) for w in caught))
+    assert "nothing to resume in" in said[0] and "holds a run already" not in said[0]
+    assert "Restoring states" in said[1] and "nothing to resume" not in said[1]
+    assert "holds a run already: this one starts again at step 0" in said[2]
+    for text in said:
+        assert "no last checkpoint" not in text and "is not empty" not in text, text
+
+
 def test_resuming_against_other_features_is_refused(fit_config, capsys):
     args = ["--config", SMALL, "--config", fit_config, "--experiment", "other-features",
             "--preview_every_n_steps", "0", "--ckpt_path", "last"]

@@ -18,7 +18,7 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.environments import SLURMEnvironment
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from voiceconv.core.cpu import runs_bf16_fast
@@ -72,6 +72,7 @@ class VoiceconvCLI(LightningCLI):
         cfg = self.config[self.subcommand]
         exp_dir = Path(cfg.experiments_root) / cfg.experiment
         ckpt_dir = exp_dir / "checkpoints"
+        _say_where_training_starts(cfg.get("ckpt_path"), ckpt_dir / "last.ckpt")
         trainer_cfg = cfg.trainer
         instantiated = self._get(self.config_init, "trainer", default={})
         if trainer_cfg.logger in (None, True):
@@ -115,6 +116,19 @@ class VoiceconvCLI(LightningCLI):
             rank_zero_warn("this CPU has no bf16 units (AMX or AVX512-BF16): bf16 trains "
                            "about 10x slower than fp32 here; leave trainer.precision at 32")
         return trainer
+
+
+def _say_where_training_starts(ckpt_path: str | None, last: Path) -> None:
+    """In place of Lightning's two warnings, which name its own source files: one that reads
+    as a fault on every first run of a recipe (`--ckpt_path last` with nothing to resume yet;
+    its hint is for code that does not save a last checkpoint, which voiceconv always does),
+    and one, on every resume, that the checkpoint folder is not empty."""
+    if ckpt_path == "last" and not last.is_file():
+        rank_zero_info(f"nothing to resume in {last.parent} yet: training starts at step 0")
+    elif ckpt_path is None and last.is_file():
+        rank_zero_info(f"warning: {last.parent.parent} holds a run already: this one starts "
+                       "again at step 0 and replaces its checkpoints (to continue that run "
+                       "instead, add --ckpt_path last; to keep it, pick another --experiment)")
 
 
 def _one_line_errors(prog: str) -> type[LightningArgumentParser]:
@@ -176,6 +190,9 @@ def run(argv: list[str], prog: str) -> int:
     warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec.*")
     # Checkpoints hold the state after the step's updates, consistent with the loop counters.
     warnings.filterwarnings("ignore", message=r".*ModelCheckpoint with manual optimization.*")
+    # Said in voiceconv's words instead (`_say_where_training_starts`).
+    warnings.filterwarnings("ignore", message=r".*there is no last checkpoint available.*")
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_no_cloud_advert)
     # Stopped early by a signal (pre-emption), the command exits as the signal would have, so
     # that a recipe or a scheduler sees an unfinished run and reruns it, which resumes.
