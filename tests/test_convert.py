@@ -197,8 +197,10 @@ def level_change_db(source: np.ndarray, converted: np.ndarray, rate: int) -> np.
 def test_length_rate_and_stereo_layout_are_kept(fitted_model, tmp_path, capsys):
     source = stem(tmp_path, NIT, rate=44100, channels=2, name="stereo.wav")
     code, err = convert(source, "--model", fitted_model, "--f0-method", "dio",
-                        "--format", "flac", "--out", tmp_path / "out", capsys=capsys)
+                        "--format", "flac", "--out", tmp_path / "out", "--quiet", capsys=capsys)
     assert code == 0, err
+    lines = err.splitlines()  # the file's line and the summary; no progress bar
+    assert len(lines) == 2 and lines[1].startswith("converted 1 of 1") and "%" not in err, err
     info_in, info_out = sf.info(source), sf.info(tmp_path / "out" / "stereo.flac")
     assert (info_out.samplerate, info_out.channels) == (44100, 2)
     assert abs(info_out.duration - info_in.duration) <= 0.010

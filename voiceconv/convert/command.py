@@ -73,6 +73,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--chunk-seconds", type=float, default=20.0,
                    help="longest piece converted at once (cut at the quietest point; "
                    "default 20)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
@@ -212,7 +213,7 @@ def main(argv: list[str], prog: str = "voiceconv convert") -> int:
         # line before any work starts.
         converter = make_converter(args)
     total = sum(job.seconds for job in jobs)
-    bar = tqdm(total=total, unit="s", desc="converting", disable=not jobs,
+    bar = tqdm(total=total, unit="s", desc="converting", disable=not jobs or args.quiet,
                bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]")
 
     converted = 0
