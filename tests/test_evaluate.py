@@ -95,6 +95,33 @@ def test_nonparallel_mode_measures_melody_against_the_source_and_no_mcd(shifted_
             assert float(r["speaker_sim_gain"]) == pytest.approx(gain, abs=1e-6)
 
 
+def test_nonparallel_mode_takes_the_targets_voice_instead_of_a_reference(shifted_set, tmp_path,
+                                                                         capsys):
+    """Where only the target's voice counts, a reference named after each converted file was
+    needed all the same (the recipes made one with symlinks): with --target-voice, the files
+    pair with their sources instead. Modes that compare with references still need them."""
+    from voiceconv.cli import run_command
+    from voiceconv.eval.command import evaluate
+
+    root, _, _ = shifted_set
+    voice = tmp_path / "voice"
+    voice.mkdir()
+    x, sr = read_excerpt("pjs", "pjs003_song.flac", 0.0, 4.0)
+    sf.write(voice / "pjs003_song.wav", x, sr)
+    summary = evaluate(root / "converted", None, tmp_path / "out", root / "source",
+                       mode="nonparallel", progress=False, target_voice=voice)
+    assert summary["n_files"] == 2 and summary["f0_against"] == ["source"]
+    assert abs(summary["f0_median_cents"] - 100) < 5
+    assert "<b>reference</b>" not in (tmp_path / "out" / "report.html").read_text()
+    common = ["--converted", root / "converted", "--source", root / "source",
+              "--out", tmp_path / "refused"]
+    for args, says in ((["--mode", "nonparallel"], "without --reference needs --target-voice"),
+                       (["--target-voice", voice], "--mode aligned measures against references")):
+        code = run_command("eval", [str(a) for a in common + args])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and says in err[0], err
+
+
 def test_a_corrupt_file_is_listed_with_its_reason_and_the_others_are_measured(shifted_set,
                                                                               tmp_path):
     root, _, _ = shifted_set

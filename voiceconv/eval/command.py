@@ -1,4 +1,5 @@
-"""`voiceconv eval`: pair converted files with references by relative path and measure them.
+"""`voiceconv eval`: pair converted files with references (in non-parallel mode, with their
+sources) by relative path and measure them.
 
 F0 is judged against the score when one is given (a perfect melody), else against the source
 audio when given (the melody a conversion must keep), else against the reference audio.
@@ -48,7 +49,7 @@ SUMMARY_KEYS = ("mcd_db", "f0_rmse_cents", "f0_median_cents", "f0_corr", "vuv_er
 class Pair:
     key: str  # relative path without extension
     converted: Path
-    reference: Path
+    reference: Path | None  # None: non-parallel, the target's voice from its recordings
     source: Path | None
 
 
@@ -70,18 +71,21 @@ def voice_files(folder: Path | None) -> list[Path] | None:
     return files
 
 
-def pair_files(converted: Path, reference: Path,
+def pair_files(converted: Path, reference: Path | None,
                source: Path | None = None) -> tuple[list[Pair], list[dict[str, str]]]:
-    """Converted files paired with their references; and the converted files that have none,
-    as failures (a file left out silently would make the scores look like the whole set's)."""
-    conv, ref = audio_files(converted), audio_files(reference)
-    src = audio_files(source) if source else {}
-    pairs = [Pair(k, conv[k], ref[k], src.get(k)) for k in conv if k in ref]
+    """Converted files paired with their references (without references, with their sources);
+    and the converted files that have none, as failures (a file left out silently would make
+    the scores look like the whole set's)."""
+    conv, src = audio_files(converted), audio_files(source) if source else {}
+    partner = reference if reference is not None else source
+    ref = audio_files(reference) if reference is not None else {}
+    named = ref if reference is not None else src
+    pairs = [Pair(k, conv[k], ref.get(k), src.get(k)) for k in conv if k in named]
     if not pairs:
-        raise VoiceconvError(f"no file in {converted} has a namesake in {reference} "
+        raise VoiceconvError(f"no file in {converted} has a namesake in {partner} "
                              "(files are paired by relative path, extension ignored)")
-    unpaired = [{"file": k, "reason": f"{conv[k]}: no namesake in {reference}"}
-                for k in conv if k not in ref]
+    unpaired = [{"file": k, "reason": f"{conv[k]}: no namesake in {partner}"}
+                for k in conv if k not in named]
     return pairs, unpaired
 
 
@@ -95,7 +99,7 @@ def evaluate_pair(pair: Pair, mode: str, score: dict[str, list] | None,
     # Every file of the pair is read here, used or not, so that a pair with an unreadable
     # one is left out before the speaker, naturalness and report stages read them again.
     converted = load_mono(pair.converted, sample_rate)
-    reference = load_mono(pair.reference, sample_rate)
+    reference = load_mono(pair.reference, sample_rate) if pair.reference is not None else None
     source = load_mono(pair.source, sample_rate) if pair.source is not None else None
     if mode == "nonparallel" and source is None:
         raise VoiceconvError(f"{pair.converted}: no namesake in --source (the melody to keep)")
@@ -162,7 +166,7 @@ def require_aligned(pair: Pair, converted: np.ndarray, reference: np.ndarray,
                              "unaligned pairs of the same song")
 
 
-def evaluate(converted: Path, reference: Path, out: Path, source: Path | None = None,
+def evaluate(converted: Path, reference: Path | None, out: Path, source: Path | None = None,
              score_path: Path | None = None, mode: str = "aligned", sample_rate: int = 16000,
              progress: bool = True, transposed: bool = False, target_voice: Path | None = None,
              source_voice: Path | None = None) -> dict[str, Any]:
@@ -172,6 +176,12 @@ def evaluate(converted: Path, reference: Path, out: Path, source: Path | None = 
 
     if mode == "nonparallel" and source is None:
         raise VoiceconvError("--mode nonparallel needs --source (the melody to keep)")
+    if reference is None and mode != "nonparallel":
+        raise VoiceconvError(f"--mode {mode} measures against references: give --reference "
+                             "(only --mode nonparallel goes without)")
+    if reference is None and target_voice is None:
+        raise VoiceconvError("--mode nonparallel without --reference needs --target-voice "
+                             "(recordings of the target singer, for the speaker similarity)")
     pairs, unpaired = pair_files(converted, reference, source)
     score = load_score(score_path) if score_path else None
     require_writable(out)
@@ -261,9 +271,10 @@ def main(argv: list[str] | None = None, prog: str = "voiceconv eval") -> int:
                                      "references; writes metrics.json, metrics.csv, report.html.")
     parser.add_argument("--converted", type=Path, required=True,
                         help="folder of converted files (searched recursively)")
-    parser.add_argument("--reference", type=Path, required=True,
+    parser.add_argument("--reference", type=Path,
                         help="folder of references, each named as its converted file "
-                        "(relative path, extension ignored)")
+                        "(relative path, extension ignored); in nonparallel mode optional "
+                        "with --target-voice")
     parser.add_argument("--source", type=Path, help="the unconverted inputs (F0 and speaker)")
     parser.add_argument("--score", type=Path, help="manifest.jsonl with notes per file")
     parser.add_argument("--mode", choices=("aligned", "dtw", "nonparallel"), default="aligned",
@@ -284,7 +295,7 @@ def main(argv: list[str] | None = None, prog: str = "voiceconv eval") -> int:
     parser.add_argument("--source-voice", type=Path,
                         help="recordings of the source singer: similarity to the source is to "
                         "their centroid (default: to the unconverted sources)")
-    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     summary = evaluate(args.converted, args.reference, args.out, args.source, args.score,
                        args.mode, args.sample_rate, not args.quiet, args.transposed,

@@ -77,7 +77,8 @@ def write_report(path: Path, pairs: list[Any], rows: list[dict[str, Any]],
         parts.append(f"<p><i>{html.escape(note)}</i></p>")
     for pair, row in zip(pairs, rows, strict=True):
         paths = [("source", pair.source)] if pair.source else []
-        paths += [("converted", pair.converted), ("reference", pair.reference)]
+        paths += [("converted", pair.converted)]
+        paths += [("reference", pair.reference)] if pair.reference else []
         named = [(title, load_mono(path, sample_rate)) for title, path in paths]
         players = "".join(f"<div><b>{t}</b><audio controls preload='auto' "
                           f"src='{_audio_uri(a, sample_rate)}'></audio></div>" for t, a in named)
