@@ -77,6 +77,8 @@ def pair_files(converted: Path, reference: Path | None,
     and the converted files that have none, as failures (a file left out silently would make
     the scores look like the whole set's)."""
     conv, src = audio_files(converted), audio_files(source) if source else {}
+    # `convert --accompaniment` writes each song's mix beside it: the mix is no conversion.
+    conv = {k: p for k, p in conv.items() if not (k.endswith(".mix") and k[:-4] in conv)}
     partner = reference if reference is not None else source
     ref = audio_files(reference) if reference is not None else {}
     named = ref if reference is not None else src
