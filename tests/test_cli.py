@@ -36,3 +36,18 @@ print(json.dumps({{"code": code, "help": out.getvalue(),
     assert answer["loaded"] == [], answer["loaded"]
     if command == "convert":  # the vocoder names are in its help
         assert all(name in answer["help"] for name in NAMES), answer["help"]
+
+
+def test_the_command_itself_answers_help_version_and_a_typo_in_one_line(capsys):
+    from voiceconv import __version__
+    from voiceconv.cli import COMMANDS, main
+
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out  # help is asked for: stdout, exit 0
+    assert all(name in out for name in COMMANDS)
+    assert main(["--version"]) == 0 and capsys.readouterr().out == f"voiceconv {__version__}\n"
+    assert main(["covert", "song.wav"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["voiceconv: error: unknown command 'covert' (did you mean convert? commands: "
+                   "prep, pretrain, fit, convert, eval)"]
+    assert main([]) == 2 and "usage: voiceconv COMMAND" in capsys.readouterr().err

@@ -3,9 +3,11 @@ file only dispatches (importing a stage only when it runs, so `--help` stays ins
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import sys
 
+from voiceconv import __version__
 from voiceconv.core.errors import run_as_command
 
 # subcommand -> (module with main(argv, prog), one-line help)
@@ -30,14 +32,24 @@ def run_command(name: str, argv: list[str], prog: str | None = None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        usage = "\n".join(f"  {name:<10}{text}" for name, (_, text) in COMMANDS.items())
-        print(f"usage: voiceconv COMMAND [options]\n\ncommands:\n{usage}", file=sys.stderr)
-        if argv and argv[0] not in ("-h", "--help"):
-            print(f"voiceconv: error: unknown command {argv[0]!r}", file=sys.stderr)
-            return 2
+    if argv and argv[0] in COMMANDS:
+        return run_command(argv[0], argv[1:])
+    if argv and argv[0] == "--version":
+        print(f"voiceconv {__version__}")
         return 0
-    return run_command(argv[0], argv[1:])
+    usage = "\n".join(f"  {name:<10}{text}" for name, (_, text) in COMMANDS.items())
+    usage = f"usage: voiceconv COMMAND [options]   (voiceconv COMMAND --help for its own)\n\n" \
+            f"commands:\n{usage}"
+    if argv and argv[0] in ("-h", "--help"):
+        print(usage)
+        return 0
+    if not argv:
+        print(usage, file=sys.stderr)
+        return 2
+    close = difflib.get_close_matches(argv[0], COMMANDS, n=1)
+    hint = (f"did you mean {close[0]}? " if close else "") + f"commands: {', '.join(COMMANDS)}"
+    print(f"voiceconv: error: unknown command {argv[0]!r} ({hint})", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":
