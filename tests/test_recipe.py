@@ -112,6 +112,19 @@ def test_experiments_in_one_recipe_folder_keep_their_own_song_lists(tmp_path):
             assert song in test and song not in manifest, (exp, song)
 
 
+@pytest.mark.parametrize("recipe", ["demo", "own_corpus", "mbrola", "pretrain"])
+def test_every_recipe_prints_its_help_from_anywhere(recipe, tmp_path):
+    """From the repository root (as the README runs them) and from elsewhere: the recipes
+    that read their own options cd into their folder first, which made their relative $0
+    unreadable to --help ("sed: can't read recipes/mbrola/run.sh")."""
+    for cwd, script in ((REPO, f"recipes/{recipe}/run.sh"),
+                        (tmp_path, str(REPO / "recipes" / recipe / "run.sh"))):
+        done = subprocess.run(["bash", script, "--help"], cwd=cwd, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        assert "--stage" in done.stdout, done.stdout
+
+
 def test_unknown_option_or_a_stage_that_is_not_a_number_is_refused(tmp_path):
     demo = _recipe_copy(tmp_path)
     done = _run("--stgae", "1", cwd=demo)

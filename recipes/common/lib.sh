@@ -14,7 +14,9 @@ ngpu=${ngpu:-}
 # parse_options.sh does), so a typo is an error instead of a silently ignored flag.
 while [ $# -gt 0 ]; do
     case "$1" in
-        --help|-h) sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        # A run.sh has cd'ed into its folder, so a relative $0 may not resolve from here.
+        --help|-h) script=$0; [ -f "${script}" ] || script=$(basename "$0")
+                   sed -n '2,/^$/p' "${script}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         --*)
             name=$(echo "${1#--}" | tr '-' '_')
             if [ -z "${!name+set}" ]; then
