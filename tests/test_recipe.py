@@ -280,3 +280,15 @@ def test_a_pretraining_pool_of_other_singers_needs_its_own_name(tmp_path):
     assert stage_0(other, "--pool", "other").returncode == 0
     listed = (root / "pretrain/data/other/wav.scp").read_text()
     assert "pjs001_song" in listed and "nit_f001" not in listed
+    # Any format the other recipes take, in folders below the singer's (it took
+    # <singer>/*.flac only: a corpus of wav files was a pool of nothing).
+    x, sr = sf.read(other / "pjs" / "pjs001_song.flac")
+    (other / "pjs" / "album").mkdir()
+    sf.write(other / "pjs" / "album" / "take2.wav", x, sr)
+    assert stage_0(other, "--pool", "other").returncode == 0
+    listed = (root / "pretrain/data/other/wav.scp").read_text().splitlines()
+    assert [line.split()[0] for line in listed] == ["pjs-take2", "pjs-pjs001_song"]
+    # A mistyped corpus is refused, not a pool of whatever else there is.
+    typo = stage_0(tmp_path / "othr", "--pool", "typo")
+    assert typo.returncode == 2 and typo.stderr.count("\n") == 1
+    assert f"--singing {tmp_path / 'othr'}: no such folder" in typo.stderr

@@ -37,8 +37,16 @@ jobs=$(nproc 2>/dev/null || echo 1)
 exp=""
 pool=pool
 pretrain_args=""
+default_singing=${singing}
 
 . ../common/lib.sh "$@"
+
+# A singing corpus given on the command line must be there: a mistyped one would leave a pool
+# of the mbrola voices alone. The default (../shared's) may be missing: a clone of its own has
+# none. (A missing --mbrola is a pool without those voices.)
+if [ "${singing}" != "${default_singing}" ] && [ ! -d "${singing}" ]; then
+    log "error: --singing ${singing}: no such folder"; exit 2
+fi
 
 exp=${exp:-pretrain_pool_${model}}
 data=data/${pool}

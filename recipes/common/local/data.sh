@@ -43,9 +43,7 @@ elif [ -d "${corpus}" ]; then
             echo "$0: error: spaces in paths are not supported: ${path}" >&2; exit 1 ;;
         esac
         add "${singer}-${song}" "${singer}" "$(realpath "${path}")" "${song}"
-    done < <(find -L "${corpus}" -mindepth 2 -type f \
-                 \( -iname '*.flac' -o -iname '*.wav' -o -iname '*.ogg' -o -iname '*.mp3' \
-                    -o -iname '*.aiff' -o -iname '*.aif' \) | LC_ALL=C sort)
+    done < <("$(dirname "$0")/audio_files.sh" "${corpus}")
 else
     echo "$0: error: ${corpus} is neither a folder of <singer>/<song> files nor a Kaldi data dir" >&2
     exit 1

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One Kaldi-style data dir for the pretraining pool:
-#   every <singing>/<singer>/*.flac (singer = folder name), except the held-out songs, and
+#   every <singing>/<singer>/**/<song>.{flac,wav,ogg,mp3,aiff,aif} (singer = first folder),
+#   except the held-out songs, and
 #   every voice of an mbrola-style corpus on its training melodies only (<mbrola>/train/<voice>/),
 #   as singer mbrola_<voice>. The dev melodies and the held-out songs are where pairs are
 #   evaluated, so the base never sees them.
@@ -15,17 +16,22 @@ mkdir -p "${out}"
 : > "${out}/.wav.scp.tmp"
 : > "${out}/.utt2spk.tmp"
 add() {  # singer path
-    local id
-    id="$1-$(basename "$2" .flac)"
+    local id song
+    song=$(basename "$2")
+    id="$1-${song%.*}"
     echo "${id} $(realpath "$2")" >> "${out}/.wav.scp.tmp"
     echo "${id} $1" >> "${out}/.utt2spk.tmp"
 }
 if [ -d "${singing}" ]; then
-    for path in $(ls "${singing}"/*/*.flac | LC_ALL=C sort); do
-        song=$(basename "${path}" .flac)
-        case " ${held_out} " in *" ${song} "*) continue ;; esac
-        add "$(basename "$(dirname "${path}")")" "${path}"
-    done
+    while IFS= read -r path; do
+        case "${path}" in *" "*)
+            echo "$0: error: spaces in paths are not supported: ${path}" >&2; exit 1 ;;
+        esac
+        song=$(basename "${path}")
+        case " ${held_out} " in *" ${song%.*} "*) continue ;; esac
+        relative=${path#"${singing%/}"/}
+        add "${relative%%/*}" "${path}"
+    done < <("$(dirname "$0")/../../common/local/audio_files.sh" "${singing}")
 else
     echo "$0: no singing folder ${singing}; skipped" >&2
 fi
