@@ -79,9 +79,8 @@ def pair_files(converted: Path, reference: Path | None,
     conv, src = audio_files(converted), audio_files(source) if source else {}
     # `convert --accompaniment` writes each song's mix beside it: the mix is no conversion.
     conv = {k: p for k, p in conv.items() if not (k.endswith(".mix") and k[:-4] in conv)}
-    partner = reference if reference is not None else source
     ref = audio_files(reference) if reference is not None else {}
-    named = ref if reference is not None else src
+    partner, named = (reference, ref) if reference is not None else (source, src)
     pairs = [Pair(k, conv[k], ref.get(k), src.get(k)) for k in conv if k in named]
     if not pairs:
         raise VoiceconvError(f"no file in {converted} has a namesake in {partner} "
