@@ -80,5 +80,6 @@ def load_base(path: str, model: GeneratorConfig, features: FeatureConfig | None,
              if k not in ENCODER_FIELDS and base.get(k) != v]
     if other:
         return BaseWeights(part("encoder"), None,
-                           "decoders not loaded (" + "; ".join(other) + ")")
+                           "encoders loaded; the decoders start fresh, as the base's were "
+                           "made for another generator (" + "; ".join(other) + ")")
     return BaseWeights(part("encoder"), part("decoder"), "encoders and decoders loaded")
