@@ -4,6 +4,7 @@ opened in a real (headless) browser."""
 from __future__ import annotations
 
 import csv
+import html
 import json
 import re
 import shutil
@@ -63,6 +64,10 @@ def test_metrics_json_has_every_key_and_measures_the_shift(shifted_set):
     assert "report.html" in stdout
     assert "similarity to target=" in stdout and "to source=" in stdout and "gain" in stdout
     assert "DNSMOS OVRL=" in stdout
+    # The report opens with the same three lines, above its tables.
+    report = (out / "report.html").read_text()
+    for line in stdout.splitlines()[:3]:
+        assert html.escape(line) in report.split("<table>")[0], line
 
 
 def test_nonparallel_mode_measures_melody_against_the_source_and_no_mcd(shifted_set):

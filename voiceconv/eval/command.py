@@ -223,7 +223,7 @@ def evaluate(converted: Path, reference: Path | None, out: Path, source: Path | 
                                           *(r["f0_note"] for r in rows)} if n]})
     write_text_atomic(out / "metrics.json", json.dumps(_jsonable(summary), indent=2) + "\n")
     _write_csv(out / "metrics.csv", rows)
-    write_report(out / "report.html", pairs, rows, summary, sample_rate)
+    write_report(out / "report.html", pairs, rows, summary, sample_rate, summary_lines(summary))
     return summary
 
 

@@ -22,7 +22,7 @@ table{border-collapse:collapse;display:block;overflow-x:auto;max-width:100%}
 td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th{background:#f4f4f4}.file{margin:2em 0;border-top:2px solid #ddd;padding-top:1em}
 .players{display:flex;gap:2em}.players div{display:flex;flex-direction:column}
-img{max-width:100%}"""
+img{max-width:100%}.headline{font-size:1.1em;line-height:1.6}"""
 
 
 def _audio_uri(audio: np.ndarray, sample_rate: int) -> str:
@@ -59,15 +59,24 @@ def _f0_plot(curves: dict[str, np.ndarray], against: str) -> str:
     return _figure_uri(fig)
 
 
+def _f0_label(row: dict[str, Any]) -> str:
+    """What the converted F0 is drawn against; moved by the key it was measured in."""
+    key = row.get("f0_key_semitones")
+    return f"{row['f0_against']}, moved {key:+g} semitones" if key else row["f0_against"]
+
+
 def _fmt(value: Any) -> str:
     return html.escape(format_number(value))
 
 
 def write_report(path: Path, pairs: list[Any], rows: list[dict[str, Any]],
-                 summary: dict[str, Any], sample_rate: int) -> None:
+                 summary: dict[str, Any], sample_rate: int, headline: list[str]) -> None:
+    """`headline`: what a person reads first (eval's summary lines), above every number."""
     keys = [k for k in summary if isinstance(summary[k], float)]
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>voiceconv eval</title>"
              f"<style>{STYLE}</style></head><body><h1>voiceconv evaluation</h1>",
+             "<p class='headline'>" + "<br>".join(html.escape(line) for line in headline)
+             + "</p>",
              f"<p>{summary['n_files']} files, MCD mode <b>{summary['mode']}</b>, "
              f"{summary['mcd_silent_frames_excluded']} frames silent in both excluded from MCD; "
              f"F0 against {', '.join(summary['f0_against'])}.</p>",
@@ -87,7 +96,7 @@ def write_report(path: Path, pairs: list[Any], rows: list[dict[str, Any]],
             f"<div class='file'><h2>{html.escape(row['file'])}</h2>"
             f"<div class='players'>{players}</div>"
             f"<img alt='mel spectrograms' src='{_spectrograms(named, sample_rate)}'>"
-            f"<img alt='F0 curves' src='{_f0_plot(row['_curves'], row['f0_against'])}'>"
+            f"<img alt='F0 curves' src='{_f0_plot(row['_curves'], _f0_label(row))}'>"
             "<table><tr>" + "".join(f"<th>{k}</th>" for k in metrics) + "</tr><tr>"
             + "".join(f"<td>{_fmt(row[k])}</td>" for k in metrics) + "</tr></table></div>")
     parts.append("</body></html>")
