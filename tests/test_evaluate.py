@@ -105,7 +105,8 @@ def test_nonparallel_mode_takes_the_targets_voice_instead_of_a_reference(shifted
     """Where only the target's voice counts, a reference named after each converted file was
     needed all the same (the recipes made one with symlinks): with --target-voice, the files
     pair with their sources instead. Modes that compare with references still need them.
-    A song's mix (`convert --accompaniment`) beside it is no conversion to measure."""
+    A song's mix (`convert --accompaniment`) beside it is no conversion to measure, and an
+    unreadable recording of the target is left out of her voice, not the end of the run."""
     from voiceconv.cli import run_command
     from voiceconv.eval.command import evaluate
 
@@ -114,6 +115,7 @@ def test_nonparallel_mode_takes_the_targets_voice_instead_of_a_reference(shifted
     voice.mkdir()
     x, sr = read_excerpt("pjs", "pjs003_song.flac", 0.0, 4.0)
     sf.write(voice / "pjs003_song.wav", x, sr)
+    (voice / "broken.wav").write_bytes(b"RIFF, then nothing")  # one bad recording of hers
     converted = shutil.copytree(root / "converted", tmp_path / "converted")
     song = next(converted.rglob("*.wav"))
     shutil.copy(song, song.with_suffix(".mix.wav"))
@@ -121,6 +123,10 @@ def test_nonparallel_mode_takes_the_targets_voice_instead_of_a_reference(shifted
                        mode="nonparallel", progress=False, target_voice=voice)
     assert summary["n_files"] == 2 and summary["failed"] == []
     assert summary["f0_against"] == ["source"]
+    if "speaker_sim_target" in summary:  # resemblyzer installed: her voice from the rest
+        assert summary["speaker_sim_target"] > 0.5
+        assert any("leaves out 1 unreadable recording(s), e.g. " f"{voice / 'broken.wav'}"
+                   in note for note in summary["notes"]), summary["notes"]
     assert abs(summary["f0_median_cents"] - 100) < 5
     assert "<b>reference</b>" not in (tmp_path / "out" / "report.html").read_text()
     common = ["--converted", root / "converted", "--source", root / "source",

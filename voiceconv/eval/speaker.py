@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from voiceconv.core.audio import load_mono
+from voiceconv.core.errors import VoiceconvError
 
 ENCODER_RATE = 16000  # GE2E was trained on 16 kHz audio
 EMBEDDING_SIZE = 256  # resemblyzer's GE2E
@@ -48,6 +49,24 @@ def set_embedding(embeddings: list[np.ndarray]) -> np.ndarray:
     return mean / np.linalg.norm(mean)
 
 
+def voice_embedding(files: list[Any], who: str) -> tuple[np.ndarray, str]:
+    """The centroid of a singer's recordings, and a note naming any that could not be read:
+    one bad file among a singer's songs spoils neither the others nor the measurements made
+    before the voices are read."""
+    embeddings, unreadable = [], []
+    for path in files:
+        try:
+            embeddings.append(embed(path))
+        except VoiceconvError as exc:
+            unreadable.append(str(exc))
+    if not embeddings:
+        raise VoiceconvError(f"none of the {who}'s recordings could be read; the first: "
+                             f"{unreadable[0]}")
+    note = (f"the {who}'s voice leaves out {len(unreadable)} unreadable recording(s), e.g. "
+            f"{unreadable[0]}") if unreadable else ""
+    return set_embedding(embeddings), note
+
+
 def speaker_similarities(pairs: list[Any], target_voice: list[Path] | None = None,
                          source_voice: list[Path] | None = None) -> tuple[list[dict], str]:
     """Per pair: cosine similarity of the converted file to the target singer's voice, to
@@ -61,11 +80,15 @@ def speaker_similarities(pairs: list[Any], target_voice: list[Path] | None = Non
         import resemblyzer  # noqa: F401
     except ImportError:
         return [{} for _ in pairs], MISSING
-    target = set_embedding([embed(p) for p in target_voice or [p.reference for p in pairs]])
+    target, target_note = voice_embedding(target_voice or [p.reference for p in pairs],
+                                          "target singer")
     unconverted = [embed(p.source) if p.source is not None else None for p in pairs]
-    known = ([embed(p) for p in source_voice] if source_voice
-             else [e for e in unconverted if e is not None])
-    source = set_embedding(known) if known else None
+    source_note = ""
+    if source_voice:
+        source, source_note = voice_embedding(source_voice, "source singer")
+    else:
+        known = [e for e in unconverted if e is not None]
+        source = set_embedding(known) if known else None
     rows = []
     for pair, before in zip(pairs, unconverted, strict=True):
         e = embed(pair.converted)
@@ -76,4 +99,4 @@ def speaker_similarities(pairs: list[Any], target_voice: list[Path] | None = Non
                      "speaker_sim_shift": sim_target - sim_source,
                      "speaker_sim_target_unconverted": sim_before,
                      "speaker_sim_gain": sim_target - sim_before})
-    return rows, ""
+    return rows, "; ".join(note for note in (target_note, source_note) if note)
