@@ -417,6 +417,9 @@ def test_bad_model_unwritable_output_and_bad_options_are_one_line(fitted_model, 
         (["--model", fitted_model, "--chunk-seconds", "nan"], "--chunk-seconds must be"),
         (["--model", fitted_model, "--accompaniment", tmp_path / "band.flac"],
          "band.flac: file does not exist"),
+        # Read only after the conversion: it converted, then failed the file.
+        (["--model", fitted_model, "--accompaniment", tmp_path / "file"],
+         "file: cannot decode as audio"),
         (["--model", tmp_path / "no-frames.ckpt", "--match-k", "4"],
          "keeps no training frames to match"),
     ]

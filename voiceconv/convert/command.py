@@ -17,7 +17,7 @@ from pathlib import Path
 import soundfile as sf
 from tqdm import tqdm
 
-from voiceconv.core.audio import AUDIO_EXTENSIONS, human_duration, why_not_a_file
+from voiceconv.core.audio import AUDIO_EXTENSIONS, audio_info, human_duration
 from voiceconv.core.checkpoint import require_checkpoint_file
 from voiceconv.core.errors import ArgumentParser, VoiceconvError
 from voiceconv.core.feature_config import F0_METHODS
@@ -204,8 +204,8 @@ def main(argv: list[str], prog: str = "voiceconv convert") -> int:
     parse_key(args.key)
     require_checkpoint_file(args.model)  # before torch loads: a mistyped path is said at once
     require_vocoder(args.vocoder)
-    if args.accompaniment is not None and (reason := why_not_a_file(args.accompaniment)):
-        raise VoiceconvError(f"--accompaniment {args.accompaniment}: {reason}")
+    if args.accompaniment is not None:  # read only after the conversion: checked now
+        audio_info(args.accompaniment, "--accompaniment")
     jobs, failures = collect_jobs(args.inputs, args.out, args.format, args.accompaniment)
     if jobs:
         require_writable(args.out)

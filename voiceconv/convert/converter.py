@@ -23,7 +23,7 @@ import soundfile as sf
 import soxr
 import torch
 
-from voiceconv.core.audio import short_reason, why_not_a_file
+from voiceconv.core.audio import audio_info, short_reason, why_not_a_file
 from voiceconv.core.errors import AudioDecodeError, VoiceconvError
 from voiceconv.core.features import LogMelSpectrogram, extract_f0
 from voiceconv.core.fileio import atomic_path
@@ -454,13 +454,7 @@ def mix_with_accompaniment(vocals: np.ndarray, rate: int, accompaniment: Path, o
     one pass measures the peak, one writes. Returns the gain applied (dB)."""
     from voiceconv.core.loudness import true_peak_dbtp
 
-    if reason := why_not_a_file(accompaniment):
-        raise AudioDecodeError(f"accompaniment {accompaniment}: {reason}")
-    try:
-        info = sf.info(str(accompaniment))
-    except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioDecodeError(f"accompaniment {accompaniment}: cannot decode as audio: "
-                               f"{short_reason(exc)}") from exc
+    info = audio_info(accompaniment, "accompaniment")
     length = max(info.frames, math.ceil(vocals.shape[0] * info.samplerate / rate))
 
     def mix_blocks() -> Iterator[np.ndarray]:

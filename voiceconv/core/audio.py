@@ -80,6 +80,18 @@ def human_duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.2f} h"
 
 
+def audio_info(path: Path, what: str) -> sf._SoundFileInfo:
+    """The header of an audio file that is about to be read, or one error naming `what` the
+    file is and why it cannot be read."""
+    if reason := why_not_a_file(path):
+        raise AudioDecodeError(f"{what} {path}: {reason}")
+    try:
+        return sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioDecodeError(f"{what} {path}: cannot decode as audio: "
+                               f"{short_reason(exc)}") from exc
+
+
 def short_reason(exc: Exception) -> str:
     text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
     # libsndfile prefixes the (possibly long) path: keep only its explanation.
