@@ -132,7 +132,8 @@ def test_nonparallel_mode_takes_the_targets_voice_instead_of_a_reference(shifted
     common = ["--converted", root / "converted", "--source", root / "source",
               "--out", tmp_path / "refused"]
     for args, says in ((["--mode", "nonparallel"], "without --reference needs --target-voice"),
-                       (["--target-voice", voice], "--mode aligned measures against references")):
+                       (["--target-voice", voice], "--mode aligned measures against references"),
+                       (["--sample-rate", "0"], "--sample-rate must be 8000 to 192000 Hz")):
         code = run_command("eval", [str(a) for a in common + args])
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1 and says in err[0], err

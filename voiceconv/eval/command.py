@@ -298,6 +298,9 @@ def main(argv: list[str] | None = None, prog: str = "voiceconv eval") -> int:
                         "their centroid (default: to the unconverted sources)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    if not 8000 <= args.sample_rate <= 192000:  # F0 to 1100 Hz and 24 cepstra need a band
+        raise VoiceconvError(f"--sample-rate must be 8000 to 192000 Hz (got "
+                             f"{args.sample_rate}); the default, 16000, suits every measure")
     summary = evaluate(args.converted, args.reference, args.out, args.source, args.score,
                        args.mode, args.sample_rate, not args.quiet, args.transposed,
                        args.target_voice, args.source_voice)
