@@ -19,10 +19,11 @@ from tests.conftest import REPO, write_corpus
 DEMO = REPO / "recipes" / "demo"
 
 
-def _run(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+def _run(*args: str, cwd: Path, timeout: float = 120,
+         script: str = "run.sh") -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "OMP_NUM_THREADS": "1"}
-    return subprocess.run(["bash", "run.sh", *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run(["bash", script, *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -159,6 +160,16 @@ def test_own_corpus_recipe_takes_a_kaldi_dir_and_names_what_is_missing(tmp_path)
         a, b = singers.split()
         wrong = _run(*kaldi, "--singer-a", a, "--singer-b", b, "--held-out", held_out, cwd=own)
         assert wrong.returncode != 0 and error in wrong.stderr, (singers, wrong.stderr)
+    # A corpus named relative to where the user stands, though the recipe cds into its folder
+    # ("recipes/demo/data/demo/train is neither a folder of <singer>/<song> files nor ...").
+    pair = ["--singer-a", "nit_f001", "--singer-b", "pjs", "--held-out",
+            "nit_f001-nitech_jp_song070_f001_004 pjs-pjs001_song", "--stage", "0",
+            "--stop-stage", "0"]
+    for corpus, says in (("recipes/demo/data/demo/train", "data/relative/train: 19 songs"),
+                         ("recipes/demo/data/demo/trian", "no corpus at recipes/demo/data/")):
+        relative = _run("--corpus", corpus, *pair, "--exp", "relative", cwd=tmp_path,
+                        script="recipes/own_corpus/run.sh")
+        assert says in relative.stderr, relative.stderr
 
 
 # Two training excerpts and the held-out song of each demo singer, 8-10 s each.

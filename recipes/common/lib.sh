@@ -24,6 +24,15 @@ while [ $# -gt 0 ]; do
             fi
             if [ $# -lt 2 ]; then log "error: $1 needs a value"; exit 2; fi
             printf -v "$name" '%s' "$2"
+            # A relative path the user gave names something where they ran the recipe, which
+            # has since cd'ed into its folder: made absolute there, unless it names something
+            # in the recipe folder (as the recipes' own settings, e.g. the demo's audio, do).
+            case " corpus prep_config singing mbrola base vocoder " in *" ${name} "*)
+                if [[ "$2" != /* ]] && [ -n "${VOICECONV_CALLER_DIR:-}" ] && [ ! -e "$2" ] \
+                        && [ -e "${VOICECONV_CALLER_DIR}/$2" ]; then
+                    printf -v "$name" '%s' "$(realpath "${VOICECONV_CALLER_DIR}/$2")"
+                fi ;;
+            esac
             shift 2 ;;
         *) log "error: unexpected argument $1"; exit 2 ;;
     esac

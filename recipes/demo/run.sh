@@ -18,6 +18,7 @@
 #   bash recipes/demo/run.sh --vocoder nsf-small --vocoder-steps 200000 --ngpu 1
 #                                      # the small NSF-HiFi-GAN from scratch: follows F0
 set -euo pipefail
+export VOICECONV_CALLER_DIR=$PWD  # paths the user gives are relative to it
 cd "$(dirname "$0")"
 exec bash ../common/svc.sh --corpus audio --singer-a nit_f001 --singer-b pjs \
     --held-out "nitech_jp_song070_f001_029 pjs020_song" --exp demo --fit-steps 300 --key auto "$@"

@@ -15,6 +15,7 @@
 #      same vocoder and the raw source; F0 of the converted vs the source
 
 set -euo pipefail
+export VOICECONV_CALLER_DIR=$PWD  # paths the user gives are relative to it
 cd "$(dirname "$0")"
 
 stage=0

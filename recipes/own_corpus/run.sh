@@ -9,5 +9,6 @@
 # ids) kept out of training, converted in stage 5 and measured in stage 6; hold out at least
 # one song of each singer. `bash recipes/own_corpus/run.sh --help` lists every option.
 set -euo pipefail
+export VOICECONV_CALLER_DIR=$PWD  # paths the user gives are relative to it
 cd "$(dirname "$0")"
 exec bash ../common/svc.sh --exp own "$@"

@@ -23,6 +23,7 @@
 # On a cluster: recipes/slurm/pretrain.sbatch runs stage 2 with requeue on pre-emption.
 
 set -euo pipefail
+export VOICECONV_CALLER_DIR=$PWD  # paths the user gives are relative to it
 cd "$(dirname "$0")"
 
 stage=0

@@ -44,6 +44,9 @@ elif [ -d "${corpus}" ]; then
         esac
         add "${singer}-${song}" "${singer}" "$(realpath "${path}")" "${song}"
     done < <("$(dirname "$0")/audio_files.sh" "${corpus}")
+elif [ ! -e "${corpus}" ]; then
+    echo "$0: error: no corpus at ${corpus}" >&2
+    exit 1
 else
     echo "$0: error: ${corpus} is neither a folder of <singer>/<song> files nor a Kaldi data dir" >&2
     exit 1
