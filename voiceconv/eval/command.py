@@ -175,6 +175,9 @@ def evaluate(converted: Path, reference: Path | None, out: Path, source: Path | 
     from voiceconv.eval.report import write_report
     from voiceconv.eval.speaker import speaker_similarities
 
+    if not 8000 <= sample_rate <= 192000:  # F0 to 1100 Hz and 24 cepstra need a band
+        raise VoiceconvError(f"--sample-rate must be 8000 to 192000 Hz (got {sample_rate}); "
+                             "the default, 16000, suits every measure")
     if mode == "nonparallel" and source is None:
         raise VoiceconvError("--mode nonparallel needs --source (the melody to keep)")
     if reference is None and mode != "nonparallel":
@@ -298,9 +301,6 @@ def main(argv: list[str] | None = None, prog: str = "voiceconv eval") -> int:
                         "their centroid (default: to the unconverted sources)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    if not 8000 <= args.sample_rate <= 192000:  # F0 to 1100 Hz and 24 cepstra need a band
-        raise VoiceconvError(f"--sample-rate must be 8000 to 192000 Hz (got "
-                             f"{args.sample_rate}); the default, 16000, suits every measure")
     summary = evaluate(args.converted, args.reference, args.out, args.source, args.score,
                        args.mode, args.sample_rate, not args.quiet, args.transposed,
                        args.target_voice, args.source_voice)
