@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Here, before a lent GPU machine is started: what benchmarks/gpu_session.sh needs there, in
-# .gpu/ (git-ignored through .git/info/exclude), for the device tool's run to carry. About 5 MB.
+# .gpu/ (git-ignored through .git/info/exclude), for the device tool's run to carry. About 36 MB.
 # - .gpu/wheels/: the packages voiceconv's training needs that the GPU machines' image lacks
 #   (Python 3.12 there; torch, lightning, numpy, scipy, matplotlib and the like are installed),
 #   at this checkout's venv's versions, the ones the tests pass with;
 # - .gpu/reference/: the reference MaskCycleGAN-VC model (MIT) for train_step.py's reference
-#   rows: ../shared does not travel.
+#   rows: ../shared does not travel;
+# - .gpu/singing/ and .gpu/site/: the singing vocoder's songs and starting weights
+#   (benchmarks/gpu_vocoder_inputs.py).
 #
 #   bash benchmarks/gpu_prepare.sh      # then run: bash benchmarks/gpu_session.sh, carry .gpu
 set -euo pipefail
@@ -33,4 +35,5 @@ if [ -f "$reference/model.py" ]; then
 else
     echo "gpu_prepare.sh: no $reference: the session runs without reference rows" >&2
 fi
+"${pip%pip}python" benchmarks/gpu_vocoder_inputs.py
 du -sh .gpu

@@ -205,6 +205,10 @@ def measure(args: argparse.Namespace, code_root: Path) -> list[dict]:
                                              args.crop_frames, steps, precision, compile_model,
                                              code_root)
             rows.append({"config": name, "variant": label, "batch": batch, "seconds": seconds})
+            # As each is measured (on stderr: a child's stdout is its JSON), so that a run
+            # stopped at a time limit still says what it had.
+            print(f"  measured: {name} {label} batch {batch}: {seconds:.4f} s/step",
+                  file=sys.stderr, flush=True)
     return rows
 
 
@@ -277,11 +281,9 @@ def main() -> None:
         # host) slows all of them alike instead of whichever ran in the slow minutes.
         times: dict[tuple, list[float]] = {}
         for _ in range(args.repeats):
-            rows = [{**r, "code": f"voiceconv {head}{' + changes' if dirty else ''}"}
-                    for r in measure(args, REPO)]
-            for commit, tree in trees.items():
-                rows += [{**r, "code": f"voiceconv {commit}"}
-                         for r in measure_in_child(tree, args)]
+            # The reference first: it is what the paper rows are compared with, and a run
+            # stopped at a time limit should have it.
+            rows = []
             for variant in reference_variants:
                 rows.append({"config": "paper", "variant": variant,
                              "code": "reference MaskCycleGAN-VC",
@@ -289,6 +291,13 @@ def main() -> None:
                              "seconds": reference_step_seconds(
                                  args.reference, args.reference_batch_size,
                                  args.crop_frames, args.paper_steps, variant == "bf16")})
+                print(f"  measured: reference {variant} batch {args.reference_batch_size}: "
+                      f"{rows[-1]['seconds']:.4f} s/step", file=sys.stderr, flush=True)
+            rows += [{**r, "code": f"voiceconv {head}{' + changes' if dirty else ''}"}
+                     for r in measure(args, REPO)]
+            for commit, tree in trees.items():
+                rows += [{**r, "code": f"voiceconv {commit}"}
+                         for r in measure_in_child(tree, args)]
             for r in rows:
                 key = (r["config"], r["code"], r["variant"], r["batch"])
                 times.setdefault(key, []).append(r["seconds"])

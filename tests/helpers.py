@@ -4,16 +4,46 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 
 import lightning as L
 
+from voiceconv.fit.data import SingerPairData
+
 
 class SignalAtStep(L.Callback):
-    """Send `signal_name` to this very process once `step` training steps are done."""
+    """Send `signal_name` to this very process once `step` training steps are done; with
+    `process_group`, to its whole process group (loader workers too), as SLURM and `timeout`
+    do."""
 
-    def __init__(self, step: int, signal_name: str = "SIGKILL") -> None:
+    def __init__(self, step: int, signal_name: str = "SIGKILL",
+                 process_group: bool = False) -> None:
         self.step, self.signum = step, getattr(signal, signal_name)
+        self.process_group = process_group
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step == self.step:
-            os.kill(os.getpid(), self.signum)
+            if self.process_group:  # a moment later, while the run waits on its loader
+                threading.Timer(0.2, os.killpg, (os.getpgid(0), self.signum)).start()
+            else:
+                os.kill(os.getpid(), self.signum)
+
+
+class SlowPairData(SingerPairData):
+    """SingerPairData whose training batches take `seconds` each to make: a run that waits on
+    its loader, as a GPU run with CPU-made batches does."""
+
+    def __init__(self, *args, seconds: float = 2.0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.seconds = seconds
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        make = self.train_set.batch
+
+        def slow(index: int):
+            time.sleep(self.seconds)
+            return make(index)
+
+        self.train_set.batch = slow

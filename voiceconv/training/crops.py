@@ -8,6 +8,7 @@ have seen, with any number of loader workers.
 from __future__ import annotations
 
 import dataclasses
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,8 @@ class IndexedBatches(IterableDataset):
         self.first_batch = trainer.global_step if trainer else 0
         self.rank = trainer.global_rank if trainer else 0
         return DataLoader(self, batch_size=None, num_workers=num_workers,
-                          pin_memory=torch.cuda.is_available())
+                          pin_memory=torch.cuda.is_available(),
+                          worker_init_fn=leave_stop_signals_to_the_trainer)
 
     def __iter__(self):
         worker = get_worker_info()
@@ -109,6 +111,16 @@ class IndexedBatches(IterableDataset):
         while True:
             yield self.batch(index)
             index += step
+
+
+def leave_stop_signals_to_the_trainer(worker_id: int) -> None:
+    """In a loader worker: ignore SIGTERM and SIGUSR1, as PyTorch's workers ignore SIGINT. A
+    scheduler (SLURM, `timeout`) signals every process of the job, and a worker killed by it
+    ended the run with a DataLoader error before the trainer could save its last checkpoint.
+    The trainer shuts its workers down when it stops, and a worker exits when it is gone."""
+    for name in ("SIGTERM", "SIGUSR1"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 def trim_frames(mel: np.ndarray, max_frames: int) -> np.ndarray:
