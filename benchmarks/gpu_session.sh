@@ -5,8 +5,8 @@
 # 1. Training throughput of the `paper` config (benchmarks/train_step.py): the reference
 #    MaskCycleGAN-VC at batch 1 in fp32 and bf16, then voiceconv at batch 1 and 128 in fp32,
 #    bf16 and bf16 + torch.compile (issue 27).
-# 2. The singing vocoder (issue 28): the lite NSF-HiFi-GAN fine-tuned from the universal
-#    HiFi-GAN on the pool's real singing, half the crops pitch-shifted, until the time left is
+# 2. The singing vocoder (issue 28): recipes/pretrain/run.sh's stage 4 (the lite NSF-HiFi-GAN
+#    from the universal HiFi-GAN on the pool's real singers) at batch 32, until the time left is
 #    spent; its generator (fp32) and discriminator (fp16) come back in shards under 16 MB.
 # 3. Beside 2, bf16 against fp32 over a short run: the `paper` config fitted FIT_STEPS (default
 #    300) steps on the demo singers in each precision, same seed and data; a table of the losses
@@ -35,12 +35,13 @@ export PYTHONPATH="$PWD:$PWD/.gpu/site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFE
 if [ "${GPU_SESSION_SMOKE:-0}" = 1 ]; then
     batches=(1); steps=1; fit_steps=30; fit_batch=2; model=small; budget=${BUDGET:-420}
     vocoder_args=(--data.init_args.batch_size 2 --data.init_args.num_workers 2
-                  --trainer.val_check_interval 10)
-    singers=(.gpu/singing/other)
+                  --trainer.val_check_interval 10 --data.init_args.singers "[vocadito]")
+    singers=(.gpu/singing/vocadito)
 else
     batches=(1 128); steps=10; fit_steps=${FIT_STEPS:-300}; fit_batch=16; model=paper
     budget=${BUDGET:-560}
-    vocoder_args=()
+    vocoder_args=(--data.init_args.batch_size 32 --data.init_args.num_workers 8
+                  --trainer.val_check_interval 500)
     singers=(.gpu/singing/* recipes/demo/audio/nit_f001 recipes/demo/audio/pjs)
 fi
 # Never under a minute: the vocoder must at least reach its first checkpoint.

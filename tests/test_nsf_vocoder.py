@@ -22,6 +22,7 @@ from voiceconv.models.vocoders.f0_response import PROBE_CENTS, probe_f0_response
 from voiceconv.models.vocoders.hifigan import HiFiGANUniversal
 from voiceconv.models.vocoders.nsf import NSF_LITE, NSF_SMALL, NSF_V1, NSFHiFiGAN, SineSource
 from voiceconv.vocoder.data import VocoderData
+from voiceconv.vocoder.export import export_vocoder
 
 SMALL = REPO / "recipes" / "common" / "conf" / "nsf_hifigan_small.yaml"
 
@@ -260,3 +261,29 @@ print((after - before) // 1024)
     growth_mb = int(result.stdout.strip().splitlines()[-1])
     print(f"4-minute render: peak RSS grew by {growth_mb} MB")
     assert growth_mb < 600
+
+
+def test_an_exported_vocoder_renders_as_its_checkpoint_and_starts_a_fine_tune(
+        vocoder_config, trained, mel_f0, tmp_path, monkeypatch):
+    shipped = tmp_path / "pretrained"
+    shipped.mkdir()
+    info = export_vocoder(str(trained), str(shipped / "nsf-test.pt"))
+    assert info["step"] == 4
+    assert (shipped / "nsf-test.pt").stat().st_size < trained.stat().st_size / 3
+    monkeypatch.setenv("VOICECONV_PRETRAINED", str(shipped))
+    mel, f0 = mel_f0
+    renders = []
+    for name in (str(trained), "pretrained:nsf-test"):
+        torch.manual_seed(0)  # the noise of unvoiced frames
+        renders.append(load_vocoder(name, FeatureConfig()).render(mel[..., :40], f0[..., :40]))
+    assert torch.equal(*renders)
+    with pytest.raises(VoiceconvError, match="no pretrained entry 'nope'.*shipped: nsf-test"):
+        load_vocoder("pretrained:nope", FeatureConfig())
+    # A fine-tune starts from the shipped generator; its discriminator starts fresh.
+    assert fit(vocoder_config, "--experiment", "from-shipped", "--trainer.max_steps", "2",
+               "--model.init_args.init_from", "pretrained:nsf-test",
+               "--model.init_args.optimizer.lr", "1e-12") == 0
+    tuned = generator_state(experiments_root(vocoder_config) / "from-shipped" / "checkpoints"
+                            / "last.ckpt")
+    source = generator_state(trained)
+    assert max((source[k] - v).abs().max().item() for k, v in tuned.items()) < 1e-9

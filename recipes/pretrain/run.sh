@@ -7,7 +7,7 @@
 # Usage: recipes/pretrain/run.sh [--stage N] [--stop-stage M] [--singing DIR] [--mbrola DIR]
 #                                [--held-out "SONG ..."] [--model small|paper] [--steps N]
 #                                [--jobs N] [--exp NAME] [--pool NAME] [--pretrain-args "..."]
-#                                [--ngpu N] [--force true]
+#                                [--ngpu N] [--force true] [--vocoder-steps N] [--vocoder-args "..."]
 # --pool names the pool's folders (data/<pool>, dump/<pool>; default: pool), which every --exp
 # and --model that trains on the same --singing, --mbrola and --held-out shares (it is
 # prepared once). A pool of other singers needs a name of its own: reusing one stops with an
@@ -20,6 +20,12 @@
 #   3  export it as the shipped base checkpoints/pretrained/singing-base-<model>.pt (the
 #      generator alone; `init_from: pretrained:singing-base-<model>`); its card beside it
 #      (singing-base-<model>.md) is written by hand from the run's figures
+#   4  the singing vocoder, with --vocoder-steps N (default 0: skipped; it is a long run): the
+#      lite NSF-HiFi-GAN fine-tuned from the universal HiFi-GAN on the pool's real singers
+#      (conf/vocoder.yaml; resumes like stage 2); the vocoder is
+#      checkpoints/singing-vocoder-lite/checkpoints/last.ckpt (`--vocoder` takes its path)
+#   5  with --vocoder-steps: export it as checkpoints/pretrained/nsf-singing-lite.pt (the
+#      generator alone; `--vocoder pretrained:nsf-singing-lite`); its card is written by hand
 # On a cluster: recipes/slurm/pretrain.sbatch runs stage 2 with requeue on pre-emption.
 
 set -euo pipefail
@@ -38,6 +44,8 @@ jobs=$(nproc 2>/dev/null || echo 1)
 exp=""
 pool=pool
 pretrain_args=""
+vocoder_steps=0
+vocoder_args=""
 default_singing=${singing}
 
 . ../common/lib.sh "$@"
@@ -91,6 +99,25 @@ if stage_enabled 3; then
     # Not through `run`: cheap, and a longer run (more --steps) must be exported again.
     python -m voiceconv.pretrain.export "../../checkpoints/${exp}/checkpoints/last.ckpt" \
         "${shipped}"
+fi
+
+if stage_enabled 4; then
+    if [ "${vocoder_steps}" -gt 0 ]; then
+        log "stage 4: the singing vocoder (${vocoder_steps} steps); rerun to resume"
+        # shellcheck disable=SC2086 # vocoder_args holds several options on purpose
+        run voiceconv fit --config ../common/conf/nsf_hifigan_lite.yaml --config conf/vocoder.yaml \
+            --data.init_args.prep_dir "${dump}/prep" --trainer.max_steps "${vocoder_steps}" \
+            --ckpt_path last $(trainer_args) ${vocoder_args}
+    else
+        log "stage 4: skipped: the singing vocoder is a long run of its own (--vocoder-steps N)"
+    fi
+fi
+
+if stage_enabled 5 && [ "${vocoder_steps}" -gt 0 ]; then
+    shipped=../../checkpoints/pretrained/nsf-singing-lite.pt
+    log "stage 5: export the singing vocoder to ${shipped}"
+    python -m voiceconv.vocoder.export \
+        ../../checkpoints/singing-vocoder-lite/checkpoints/last.ckpt "${shipped}"
 fi
 
 finish

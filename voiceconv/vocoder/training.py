@@ -18,6 +18,7 @@ from voiceconv.core.errors import VoiceconvError
 from voiceconv.core.feature_config import F0_FIELDS, PRESETS, FeatureConfig
 from voiceconv.core.features import LogMelSpectrogram
 from voiceconv.core.melcep import frame_mcd
+from voiceconv.core.pretrained import resolve
 from voiceconv.models.vocoders.f0_response import probe_f0_response
 from voiceconv.models.vocoders.nsf import (
     NSF_V1,
@@ -70,7 +71,8 @@ class NSFHiFiGANTraining(ExactResume, L.LightningModule):
             multiple of PyTorch's default initialisation: 0 renders exactly as the universal
             HiFi-GAN (whose pitch comes from the mel); 1 starts with the source swamping it.
         discriminator, loss, optimizer: sizes, loss weights, Adam and its exponential decay.
-        init_from: a trained vocoder checkpoint (`voiceconv fit`) whose generator and
+        init_from: a trained vocoder checkpoint (`voiceconv fit`; or a shipped vocoder,
+            `pretrained:<name>`, whose discriminator starts fresh) whose generator and
             discriminator start this run instead of the universal weights: to fine-tune it on
             another singer's data, or to go on at another learning rate. Its `nsf` and
             `discriminator` sizes and its features must match this run's (each differing
@@ -120,8 +122,16 @@ class NSFHiFiGANTraining(ExactResume, L.LightningModule):
             return
         path = self.hparams.init_from
         if path:
-            self.load_state_dict(trained_vocoder_weights(path, self.hparams, self.feature_config))
-            print(f"nsf-hifigan: generator and discriminator loaded from {path}")
+            state = trained_vocoder_weights(path, self.hparams, self.feature_config)
+            parts = {name: {k.removeprefix(f"{name}."): v for k, v in state.items()
+                            if k.startswith(f"{name}.")} for name in ("generator", "discriminator")}
+            self.generator.load_state_dict(parts["generator"])
+            if parts["discriminator"]:
+                self.discriminator.load_state_dict(parts["discriminator"])
+                print(f"nsf-hifigan: generator and discriminator loaded from {path}")
+            else:  # a shipped vocoder (voiceconv.vocoder.export) has no discriminator
+                print(f"nsf-hifigan: generator loaded from {path}; the discriminator starts "
+                      "fresh")
         elif self.initialised_from is not None:
             copied, total = self.initialised_from
             print(f"nsf-hifigan: {copied} of {total} universal HiFi-GAN tensors copied "
@@ -207,13 +217,15 @@ class NSFHiFiGANTraining(ExactResume, L.LightningModule):
 
 def trained_vocoder_weights(path: str, hparams: dict[str, Any],
                             features: FeatureConfig) -> dict[str, torch.Tensor]:
-    """The state dict of a trained vocoder checkpoint (read weights_only), after checking
-    that its generator and discriminator sizes are those in `hparams` and its features are
-    `features`."""
-    checkpoint = read_checkpoint(path, "vocoder")
+    """The state dict of a trained vocoder checkpoint or shipped vocoder (`pretrained:<name>`;
+    read weights_only), after checking that its generator and discriminator sizes (if it has
+    one) are those in `hparams` and its features are `features`."""
+    checkpoint = read_checkpoint(resolve(path), "vocoder")
     theirs = checkpoint["hyper_parameters"]
+    parts = ("nsf", "discriminator") if any(
+        k.startswith("discriminator.") for k in checkpoint["state_dict"]) else ("nsf",)
     differ = [f"{part}.{k}: init_from {theirs.get(part, {}).get(k)} vs model {v}"
-              for part in ("nsf", "discriminator") for k, v in hparams[part].items()
+              for part in parts for k, v in hparams[part].items()
               if _plain(theirs.get(part, {}).get(k)) != _plain(v)]
     if differ:
         raise VoiceconvError(f"init_from {path} has other sizes than this model ("

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from voiceconv.core.feature_config import FeatureConfig
+from voiceconv.core.pretrained import resolve
 from voiceconv.core.vocoder_names import NAMES, is_checkpoint, require_vocoder
 from voiceconv.models.vocoders.base import Vocoder
 from voiceconv.models.vocoders.griffin_lim import GriffinLim
@@ -15,7 +16,7 @@ def load_vocoder(name: str, feature_config: FeatureConfig) -> Vocoder:
     if is_checkpoint(name):
         from voiceconv.models.vocoders.nsf import NSFHiFiGAN
 
-        vocoder: Vocoder = NSFHiFiGAN.from_checkpoint(name)
+        vocoder: Vocoder = NSFHiFiGAN.from_checkpoint(resolve(name))
     elif name == "griffin-lim":
         vocoder = GriffinLim(feature_config)
     elif name == "world":
