@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import sys
 
-import torch
-
 from voiceconv.core.checkpoint import read_checkpoint
-from voiceconv.core.errors import ArgumentParser, VoiceconvError, run_as_command
-from voiceconv.core.fileio import atomic_path
+from voiceconv.core.errors import VoiceconvError, run_as_command
+from voiceconv.core.pretrained import export_command, write_entry
+
+PROG = "python -m voiceconv.pretrain.export"
 
 
 def export_base(checkpoint_path: str, out: str) -> dict[str, int]:
@@ -29,23 +29,12 @@ def export_base(checkpoint_path: str, out: str) -> dict[str, int]:
         raise VoiceconvError(f"{checkpoint_path} has no generator encoder weights")
     hp = dict(checkpoint["hyper_parameters"])
     hp["singer_adversarial"] = 0.0  # its classifier is not shipped: the file has no use for it
-    shipped = {"hyper_parameters": hp, "state_dict": state,
-               "global_step": int(checkpoint.get("global_step", 0))}
-    with atomic_path(out) as tmp:
-        torch.save(shipped, tmp)
-    return {"step": shipped["global_step"],
-            "parameters": sum(v.numel() for v in state.values())}
+    return write_entry(out, hp, state, int(checkpoint.get("global_step", 0)))
 
 
-def main(argv: list[str], prog: str = "python -m voiceconv.pretrain.export") -> int:
-    parser = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint", help="a `voiceconv pretrain` checkpoint (last.ckpt)")
-    parser.add_argument("out", help="the base file to write (.pt)")
-    args = parser.parse_args(argv)
-    info = export_base(args.checkpoint, args.out)
-    print(f"{args.out}: step {info['step']}, {info['parameters']:,} generator parameters")
-    return 0
+def main(argv: list[str], prog: str = PROG) -> int:
+    return export_command(argv, prog, __doc__.split("\n\n")[0], export_base)
 
 
 if __name__ == "__main__":
-    sys.exit(run_as_command(main, sys.argv[1:], "python -m voiceconv.pretrain.export"))
+    sys.exit(run_as_command(main, sys.argv[1:], PROG))

@@ -13,35 +13,25 @@ from __future__ import annotations
 
 import sys
 
-import torch
-
 from voiceconv.core.checkpoint import read_checkpoint
-from voiceconv.core.errors import ArgumentParser, run_as_command
-from voiceconv.core.fileio import atomic_path
+from voiceconv.core.errors import run_as_command
+from voiceconv.core.pretrained import export_command, write_entry
+
+PROG = "python -m voiceconv.vocoder.export"
 
 
 def export_vocoder(checkpoint_path: str, out: str) -> dict[str, int]:
-    """Write the generator of `checkpoint_path` to `out` (atomically); returns its step and
-    number of parameters."""
+    """Write the generator of `checkpoint_path` to `out`; returns its step and number of
+    parameters."""
     checkpoint = read_checkpoint(checkpoint_path, "vocoder")
     state = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("generator.")}
-    shipped = {"hyper_parameters": dict(checkpoint["hyper_parameters"]), "state_dict": state,
-               "global_step": int(checkpoint.get("global_step", 0))}
-    with atomic_path(out) as tmp:
-        torch.save(shipped, tmp)
-    return {"step": shipped["global_step"],
-            "parameters": sum(v.numel() for v in state.values())}
+    return write_entry(out, dict(checkpoint["hyper_parameters"]), state,
+                       int(checkpoint.get("global_step", 0)))
 
 
-def main(argv: list[str], prog: str = "python -m voiceconv.vocoder.export") -> int:
-    parser = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint", help="a vocoder's `voiceconv fit` checkpoint (last.ckpt)")
-    parser.add_argument("out", help="the vocoder file to write (.pt)")
-    args = parser.parse_args(argv)
-    info = export_vocoder(args.checkpoint, args.out)
-    print(f"{args.out}: step {info['step']}, {info['parameters']:,} generator parameters")
-    return 0
+def main(argv: list[str], prog: str = PROG) -> int:
+    return export_command(argv, prog, __doc__.split("\n\n")[0], export_vocoder)
 
 
 if __name__ == "__main__":
-    sys.exit(run_as_command(main, sys.argv[1:], "python -m voiceconv.vocoder.export"))
+    sys.exit(run_as_command(main, sys.argv[1:], PROG))
