@@ -48,7 +48,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--key", default="0", help="semitones to shift the melody (e.g. -3, +12), "
                    "or 'auto' to fit the source's range into the target singer's (default 0)")
     p.add_argument("--vocoder", default="world",
-                   help=f"{' | '.join(VOCODER_NAMES)} or a vocoder checkpoint "
+                   help=f"{' | '.join(VOCODER_NAMES)}, a vocoder checkpoint or pretrained:<name> "
                    "(default world: exact pitch)")
     p.add_argument("--copy-synthesis", action="store_true",
                    help="render the source itself through the vocoder (same F0, key and "
