@@ -4,7 +4,8 @@ Each file is analysed (log-mel and F0, the prep defaults), re-rendered by each v
 true mel and F0, and measured against the original with `voiceconv eval`: MCD (WORLD
 mel-cepstra, sample-aligned), F0 deviation and gross pitch error (frames off by > 50 cents, and
 the conventional > 20 %) against the original's F0, V/UV error (analysis at 16 kHz, the band
-the 0-8 kHz mel describes); plus rendering speed
+the 0-8 kHz mel describes), DNSMOS OVRL of the render (naturalness, no reference needed);
+plus rendering speed
 (x real time, median of repeats) on this machine, and F0 control: each file rendered again from
 the same mel with the F0 raised by 200 cents, and how far the output's F0 moved (median over
 frames voiced in both renders): 200 for a vocoder whose pitch follows its F0 input, 0 for one
@@ -75,7 +76,8 @@ def main() -> None:
     print(machine())
     print(f"{len(inputs)} files, {seconds:.0f} s of singing; device {device}; out {out}")
     print(f"{'vocoder':26} {'MCD dB':>7} {'F0 med c':>9} {'GPE':>6} {'GPE 20%':>7} "
-          f"{'V/UV err':>8} {'F0 RMSE c':>9} {'x real time':>11} {'F0 +200 c moves':>15}")
+          f"{'V/UV err':>8} {'F0 RMSE c':>9} {'DNSMOS':>6} {'x real time':>11} "
+          f"{'F0 +200 c moves':>15}")
     floor = [given_f0_against_original(out / "reference" / n, f0[0].numpy(), config)
              for n, _, f0 in inputs]
     print(f"{'(the F0 given, no vocoder)':26} {'':7} "
@@ -102,7 +104,7 @@ def main() -> None:
                     write_audio(out / name / n, audio[0].numpy(), config.sample_rate, "PCM_24")
         speed = seconds / statistics.median(times)
         if choice == UNTRAINED:
-            print(f"{name:26} {'':7} {'':9} {'':6} {'':7} {'':8} {'':9} {speed:10.1f}x",
+            print(f"{name:26} {'':7} {'':9} {'':6} {'':7} {'':8} {'':9} {'':6} {speed:10.1f}x",
                   flush=True)
             continue
         summary = evaluate(out / name, out / "reference", out / f"{name}-eval",
@@ -111,7 +113,8 @@ def main() -> None:
         print(f"{name:26} {summary['mcd_db']:7.2f} {summary['f0_median_cents']:9.1f} "
               f"{summary['gross_pitch_error']:6.3f} {summary['gross_pitch_error_20pct']:7.3f} "
               f"{summary['vuv_error']:8.3f} "
-              f"{summary['f0_rmse_cents']:9.1f} {speed:10.1f}x {moved:13.0f} c",
+              f"{summary['f0_rmse_cents']:9.1f} {summary['dnsmos_ovrl']:6.2f} {speed:10.1f}x "
+              f"{moved:13.0f} c",
               flush=True)
 
 
