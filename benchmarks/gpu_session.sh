@@ -44,7 +44,7 @@ else
                   --trainer.val_check_interval 500)
     singers=(.gpu/singing/* recipes/demo/audio/nit_f001 recipes/demo/audio/pjs)
 fi
-# Never under a minute: the vocoder must at least reach its first checkpoint.
+# At least 100 s, so that the vocoder reaches its first checkpoint even when the rest ran long.
 seconds_left() { local left=$(( start + budget - $(date +%s) )); echo $(( left > 100 ? left : 100 )); }
 "$python" -c "import torch; print('torch', torch.__version__, '| GPU:',
               torch.cuda.get_device_name() if torch.cuda.is_available() else 'none')"
