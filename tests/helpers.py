@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
+import subprocess
 import time
 
 import lightning as L
@@ -24,8 +24,9 @@ class SignalAtStep(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step == self.step:
-            if self.process_group:  # a moment later, while the run waits on its loader
-                threading.Timer(0.2, os.killpg, (os.getpgid(0), self.signum)).start()
+            if self.process_group:  # from outside, a moment later, while it waits on its loader
+                subprocess.Popen(["sh", "-c", f"sleep 0.2; kill -s {self.signum.name[3:]} "
+                                  f"-- -{os.getpgid(0)}"])
             else:
                 os.kill(os.getpid(), self.signum)
 

@@ -200,6 +200,46 @@ def test_sigterm_to_the_whole_job_with_loader_workers_still_saves(fit_config, tm
     assert 2 <= torch.load(last, weights_only=True)["global_step"] < 6  # the step it reached
 
 
+LOADER_THAT_OUTLIVES_ITS_JOB = """
+import signal, sys, torch
+from torch.utils.data import DataLoader, IterableDataset
+from voiceconv.training.crops import leave_stop_signals_to_the_trainer
+
+class Counting(IterableDataset):
+    def __iter__(self):
+        i = 0
+        while True:
+            yield torch.tensor(i)
+            i += 1
+
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the trainer, which saves on the signal
+batches = iter(DataLoader(Counting(), batch_size=None, num_workers=1,
+                          worker_init_fn=leave_stop_signals_to_the_trainer))
+next(batches)
+print("waiting", flush=True)
+sys.stdin.readline()
+print(*(int(next(batches)) for _ in range(6)), flush=True)
+"""  # and it exits with `batches` alive: a trainer's iterator in a reference cycle is
+
+
+def test_a_loader_worker_outlives_the_jobs_stop_signal_and_not_the_trainers_exit():
+    """The job's SIGTERM (from outside) leaves the worker making batches; the trainer's own
+    stop at exit (multiprocessing terminates its workers) ends it, or the exit hangs."""
+    job = subprocess.Popen([sys.executable, "-c", LOADER_THAT_OUTLIVES_ITS_JOB], cwd=REPO,
+                           env={**os.environ, "PYTHONPATH": str(REPO)}, text=True,
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           start_new_session=True)
+    try:
+        assert job.stdout.readline() == "waiting\n"
+        os.killpg(job.pid, signal.SIGTERM)
+        out, _ = job.communicate("go\n", timeout=60)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+    assert out.split() == [str(i) for i in range(1, 7)]  # batches after the signal too
+    assert job.returncode == 0
+
+
 def validation_steps(fit_config: Path, experiment: str) -> list[int]:
     with open(exp_dir(fit_config, experiment) / "metrics.csv") as fh:
         return [int(row["step"]) for row in csv.DictReader(fh)

@@ -8,7 +8,9 @@ have seen, with any number of loader workers.
 from __future__ import annotations
 
 import dataclasses
+import os
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -114,13 +116,29 @@ class IndexedBatches(IterableDataset):
 
 
 def leave_stop_signals_to_the_trainer(worker_id: int) -> None:
-    """In a loader worker: ignore SIGTERM and SIGUSR1, as PyTorch's workers ignore SIGINT. A
-    scheduler (SLURM, `timeout`) signals every process of the job, and a worker killed by it
-    ended the run with a DataLoader error before the trainer could save its last checkpoint.
-    The trainer shuts its workers down when it stops, and a worker exits when it is gone."""
-    for name in ("SIGTERM", "SIGUSR1"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), signal.SIG_IGN)
+    """In a loader worker: outlive the job's stop signals (SIGTERM, SIGUSR1) and leave them to
+    the trainer, as PyTorch's workers leave SIGINT to it. A scheduler (SLURM, `timeout`)
+    signals every process of the job, and a worker killed by it ended the run with a
+    DataLoader error before the trainer could save its last checkpoint.
+
+    Ignoring them is not enough: at exit, and when a worker is slow to stop, the trainer
+    stops its workers with SIGTERM too. So the signals are blocked and read by a thread, which
+    ends the worker when the sender is the trainer and drops the signal otherwise. Where a
+    signal's sender cannot be read (no `sigwaitinfo`: macOS, Windows) workers keep the default.
+    """
+    names = [name for name in ("SIGTERM", "SIGUSR1") if hasattr(signal, name)]
+    if not names or not hasattr(signal, "sigwaitinfo"):
+        return
+    stop_signals = {getattr(signal, name) for name in names}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)  # the thread below inherits it
+    threading.Thread(target=_end_when_the_trainer_says, args=(stop_signals, os.getppid()),
+                     name="stop-signals", daemon=True).start()
+
+
+def _end_when_the_trainer_says(stop_signals: set[int], trainer_pid: int) -> None:
+    while True:
+        if signal.sigwaitinfo(stop_signals).si_pid == trainer_pid:
+            os._exit(0)  # what the trainer's terminate() asks; its data is not needed
 
 
 def trim_frames(mel: np.ndarray, max_frames: int) -> np.ndarray:
