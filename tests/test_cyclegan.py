@@ -203,7 +203,7 @@ def test_sigterm_to_the_whole_job_with_loader_workers_still_saves(fit_config, tm
 LOADER_THAT_OUTLIVES_ITS_JOB = """
 import signal, sys, torch
 from torch.utils.data import DataLoader, IterableDataset
-from voiceconv.training.crops import leave_stop_signals_to_the_trainer
+from voiceconv.training.crops import stop_signal_policy
 
 class Counting(IterableDataset):
     def __iter__(self):
@@ -212,20 +212,27 @@ class Counting(IterableDataset):
             yield torch.tensor(i)
             i += 1
 
-signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the trainer, which saves on the signal
-batches = iter(DataLoader(Counting(), batch_size=None, num_workers=1,
-                          worker_init_fn=leave_stop_signals_to_the_trainer))
-next(batches)
-print("waiting", flush=True)
-sys.stdin.readline()
-print(*(int(next(batches)) for _ in range(6)), flush=True)
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the trainer, which saves on the signal
+    start = sys.argv[1]
+    batches = iter(DataLoader(Counting(), batch_size=None, num_workers=1,
+                              multiprocessing_context=start,
+                              worker_init_fn=stop_signal_policy(start)))
+    next(batches)
+    print("waiting", flush=True)
+    sys.stdin.readline()
+    print(*(int(next(batches)) for _ in range(6)), flush=True)
 """  # and it exits with `batches` alive: a trainer's iterator in a reference cycle is
 
 
-def test_a_loader_worker_outlives_the_jobs_stop_signal_and_not_the_trainers_exit():
+@pytest.mark.parametrize("start", ["fork", "forkserver"])  # Linux's default, and from 3.14
+def test_a_loader_worker_outlives_the_jobs_stop_signal_and_not_the_trainers_exit(start,
+                                                                                 tmp_path):
     """The job's SIGTERM (from outside) leaves the worker making batches; the trainer's own
     stop at exit (multiprocessing terminates its workers) ends it, or the exit hangs."""
-    job = subprocess.Popen([sys.executable, "-c", LOADER_THAT_OUTLIVES_ITS_JOB], cwd=REPO,
+    script = tmp_path / "job.py"
+    script.write_text(LOADER_THAT_OUTLIVES_ITS_JOB)
+    job = subprocess.Popen([sys.executable, str(script), start], cwd=REPO,
                            env={**os.environ, "PYTHONPATH": str(REPO)}, text=True,
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                            start_new_session=True)

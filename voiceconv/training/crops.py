@@ -7,10 +7,13 @@ have seen, with any number of loader workers.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
+import functools
+import multiprocessing
 import os
 import signal
-import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +107,7 @@ class IndexedBatches(IterableDataset):
         self.rank = trainer.global_rank if trainer else 0
         return DataLoader(self, batch_size=None, num_workers=num_workers,
                           pin_memory=torch.cuda.is_available(),
-                          worker_init_fn=leave_stop_signals_to_the_trainer)
+                          worker_init_fn=stop_signal_policy())
 
     def __iter__(self):
         worker = get_worker_info()
@@ -115,30 +118,36 @@ class IndexedBatches(IterableDataset):
             index += step
 
 
-def leave_stop_signals_to_the_trainer(worker_id: int) -> None:
-    """In a loader worker: outlive the job's stop signals (SIGTERM, SIGUSR1) and leave them to
-    the trainer, as PyTorch's workers leave SIGINT to it. A scheduler (SLURM, `timeout`)
-    signals every process of the job, and a worker killed by it ended the run with a
-    DataLoader error before the trainer could save its last checkpoint.
+def stop_signal_policy(context: str | None = None) -> Callable[[int], None]:
+    """The `worker_init_fn` of loaders whose workers start by `context` (a multiprocessing
+    start method; default: the default one): they outlive the job's stop signals (SIGTERM,
+    SIGUSR1) and leave them to the trainer, as PyTorch's workers leave SIGINT to it. A
+    scheduler (SLURM, `timeout`) signals every process of the job, and a worker killed by it
+    ended the run with a DataLoader error before the trainer could save its last checkpoint.
 
-    Ignoring them is not enough: at exit, and when a worker is slow to stop, the trainer
-    stops its workers with SIGTERM too. So the signals are blocked and read by a thread, which
-    ends the worker when the sender is the trainer and drops the signal otherwise. Where a
-    signal's sender cannot be read (no `sigwaitinfo`: macOS, Windows) workers keep the default.
-    """
-    names = [name for name in ("SIGTERM", "SIGUSR1") if hasattr(signal, name)]
-    if not names or not hasattr(signal, "sigwaitinfo"):
-        return
-    stop_signals = {getattr(signal, name) for name in names}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)  # the thread below inherits it
-    threading.Thread(target=_end_when_the_trainer_says, args=(stop_signals, os.getppid()),
-                     name="stop-signals", daemon=True).start()
+    Ignoring the signals is not enough: when the trainer exits, multiprocessing stops the
+    workers with SIGTERM too (PyTorch leaves it that job when an iterator is still alive at
+    exit), and a worker that ignored it kept the exit waiting forever. So the trainer sets an
+    event as it exits, and a worker ends on a stop signal once that event is set."""
+    if context not in _trainer_exiting:
+        event = multiprocessing.get_context(context).Event()  # shared with that kind only
+        atexit.register(event.set)  # runs before multiprocessing's own exit hook
+        _trainer_exiting[context] = event
+    return functools.partial(_leave_stop_signals_to_the_trainer,
+                             trainer_exiting=_trainer_exiting[context])
 
 
-def _end_when_the_trainer_says(stop_signals: set[int], trainer_pid: int) -> None:
-    while True:
-        if signal.sigwaitinfo(stop_signals).si_pid == trainer_pid:
+_trainer_exiting: dict[str | None, Any] = {}
+
+
+def _leave_stop_signals_to_the_trainer(worker_id: int, trainer_exiting: Any) -> None:
+    def stop_if_the_trainer_is_exiting(signum: int, frame: Any) -> None:
+        if trainer_exiting.is_set():
             os._exit(0)  # what the trainer's terminate() asks; its data is not needed
+
+    for name in ("SIGTERM", "SIGUSR1"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), stop_if_the_trainer_is_exiting)
 
 
 def trim_frames(mel: np.ndarray, max_frames: int) -> np.ndarray:
