@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 
+from data_prep.prepared import read_manifest
 from tests.conftest import REPO
 from voiceconv.cli import run_command
 from voiceconv.core.checkpoint import load_plain
@@ -21,7 +22,7 @@ from voiceconv.models.vocoders import load_vocoder
 from voiceconv.models.vocoders.f0_response import PROBE_CENTS, probe_f0_response
 from voiceconv.models.vocoders.hifigan import HiFiGANUniversal
 from voiceconv.models.vocoders.nsf import NSF_LITE, NSF_SMALL, NSF_V1, NSFHiFiGAN, SineSource
-from voiceconv.vocoder.data import VocoderData
+from voiceconv.vocoder.data import AudioCrops, SegmentAudio, VocoderData
 from voiceconv.vocoder.export import export_vocoder
 
 SMALL = REPO / "recipes" / "common" / "conf" / "nsf_hifigan_small.yaml"
@@ -141,6 +142,30 @@ def test_pitch_shifted_crops_move_f0_and_audio_but_keep_the_mel(prepared):
         assert abs(moved - cents[0].item()) < 15, (moved, cents[0].item())
     assert all(torch.equal(a, b) for a, b in zip(batch.values(), crops(0.5).train_set.batch(3)
                                                  .values(), strict=True))
+
+
+def test_singer_balance_shares_the_crops_between_singers_of_unequal_minutes(prepared):
+    """One PJS song beside two of NIT-F001: by default each crop is alike, so NIT-F001 has
+    about two thirds of the crops; balanced (1) each singer has half; always the same batches
+    for the same step."""
+    rows = sorted(read_manifest(prepared.out_dir), key=lambda r: r["id"])
+    one_pjs_song = min(r["source"] for r in rows if r["singer"] == "pjs")
+    rows = [r for r in rows if r["singer"] == "nit_f001" or r["source"] == one_pjs_song]
+    audio = SegmentAudio(prepared.out_dir, rows, 32, FeatureConfig().hop_length,
+                         FeatureConfig().sample_rate)
+    counts = torch.bincount(audio.start_singers).double()
+    assert counts[0] > 1.5 * counts[1]  # NIT-F001 first, with the more audio
+
+    def shares(balance: float) -> torch.Tensor:
+        crops = AudioCrops(audio, 8, seed=0, singer_balance=balance)
+        assert all(torch.equal(a, b) for a, b in zip(crops.batch(7).values(),
+                                                     crops.batch(7).values(), strict=True))
+        chosen = torch.cat([crops.choose(crops.batch_rng(k)) for k in range(300)])
+        return torch.bincount(audio.start_singers[chosen], minlength=2).double() / len(chosen)
+
+    assert torch.allclose(shares(0.0), counts / counts.sum(), atol=0.04)
+    assert torch.allclose(shares(1.0), torch.tensor([0.5, 0.5], dtype=torch.float64),
+                          atol=0.04)
 
 
 @pytest.fixture(scope="module")

@@ -21,13 +21,16 @@ from voiceconv.training.crops import CropData, IndexedBatches
 
 
 class SegmentAudio:
-    """Every prepared segment's mel, F0 and audio, concatenated, with valid crop starts; with
+    """Every prepared segment's mel, F0 and audio, concatenated, with valid crop starts and
+    the singer of each (an index into the order of first appearance in `rows`); with
     `world_analysis`, also each frame's WORLD spectral envelope and aperiodicity (from the
     segment's own audio and F0), for re-synthesising crops at another pitch."""
 
     def __init__(self, prep_dir: Path, rows: list[dict[str, Any]], crop_frames: int,
                  hop: int, sample_rate: int, world_analysis: bool = False) -> None:
         mels, f0s, audios, envelopes, aperiodicities, starts, offset = [], [], [], [], [], [], 0
+        singers: dict[str, int] = {}
+        start_singers = []
         for row in rows:
             feats = prepared.load_features(prep_dir / row["features"])
             frames = feats["mel"].shape[1]
@@ -36,6 +39,8 @@ class SegmentAudio:
                 f0s.append(feats["f0"])
                 audios.append(feats["audio"][: frames * hop])
                 starts.append(offset + np.arange(frames - crop_frames + 1))
+                start_singers.append(np.full(len(starts[-1]),
+                                             singers.setdefault(row["singer"], len(singers))))
                 offset += frames
                 if world_analysis:
                     sp, ap = world_analyse(audios[-1], f0s[-1], hop, sample_rate)
@@ -48,6 +53,7 @@ class SegmentAudio:
         self.f0 = torch.from_numpy(np.concatenate(f0s))
         self.audio = torch.from_numpy(np.concatenate(audios))
         self.starts = torch.from_numpy(np.concatenate(starts))
+        self.start_singers = torch.from_numpy(np.concatenate(start_singers))
         self.hop, self.crop_frames, self.sample_rate = hop, crop_frames, sample_rate
         self.envelope = np.concatenate(envelopes) if envelopes else None  # (frames, bins)
         self.aperiodicity = np.concatenate(aperiodicities) if aperiodicities else None
@@ -83,16 +89,29 @@ def world_analyse(audio: np.ndarray, f0: np.ndarray, hop: int,
 class AudioCrops(IndexedBatches):
     """Endless batches {"mel": (B, n_mels, N), "f0": (B, N), "audio": (B, N * hop),
     "shifted": (B,) bool}: with `shift_prob`, that share of the crops has its F0 and audio
-    (WORLD re-synthesis) moved by up to ±`shift_semitones`; their mel stays the original's."""
+    (WORLD re-synthesis) moved by up to ±`shift_semitones`; their mel stays the original's.
+    A singer with n crop starts is drawn in proportion to n ** (1 - `singer_balance`)."""
 
     def __init__(self, data: SegmentAudio, batch_size: int, seed: int,
-                 shift_prob: float = 0.0, shift_semitones: float = 0.0) -> None:
+                 shift_prob: float = 0.0, shift_semitones: float = 0.0,
+                 singer_balance: float = 0.0) -> None:
         self.data, self.batch_size, self.seed = data, batch_size, seed
         self.shift_prob, self.shift_semitones = shift_prob, shift_semitones
+        self.start_weights = None
+        if singer_balance:  # each start weighs n ** -balance, its singer n ** (1 - balance)
+            counts = torch.bincount(data.start_singers).double()
+            self.start_weights = counts[data.start_singers] ** -singer_balance
+
+    def choose(self, rng: torch.Generator) -> torch.Tensor:
+        """Which crop starts (indices into `data.starts`) a batch takes: its first draw."""
+        if self.start_weights is None:  # every crop alike
+            return torch.randint(len(self.data.starts), (self.batch_size,), generator=rng)
+        return torch.multinomial(self.start_weights, self.batch_size, replacement=True,
+                                 generator=rng)
 
     def batch(self, index: int) -> dict[str, torch.Tensor]:
         d, rng = self.data, self.batch_rng(index)
-        pick = d.starts[torch.randint(len(d.starts), (self.batch_size,), generator=rng)]
+        pick = d.starts[self.choose(rng)]
         frames = pick[:, None] + torch.arange(d.crop_frames)
         samples = pick[:, None] * d.hop + torch.arange(d.crop_frames * d.hop)
         batch = {"mel": d.mel[:, frames].permute(1, 0, 2).contiguous(), "f0": d.f0[frames],
@@ -142,13 +161,18 @@ class VocoderData(CropData):
             disagree with the F0, so the generator must take its pitch from the F0: what a key
             shift at conversion needs. 0 (default): plain crops.
         pitch_shift_semitones: the shift is uniform in ±this many semitones.
+        singer_balance: how evenly the singers share the crops, whatever their minutes: a
+            singer with n crops' worth of audio is drawn in proportion to n ** (1 - this).
+            0 (default): every crop alike, so the singer with most audio dominates; 1: each
+            singer equally often; 0.5: in proportion to the square root of their audio.
         seed: batch k is a function of (seed, k, rank) only.
     """
 
     def __init__(self, prep_dir: str, singers: list[str] | None = None, crop_frames: int = 32,
                  batch_size: int = 8, num_workers: int = 0, val_segments: int = 2,
                  val_max_frames: int = 512, pitch_shift_prob: float = 0.0,
-                 pitch_shift_semitones: float = 6.0, seed: int = 0) -> None:
+                 pitch_shift_semitones: float = 6.0, singer_balance: float = 0.0,
+                 seed: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.prep_dir = Path(prep_dir)
@@ -175,5 +199,5 @@ class VocoderData(CropData):
                              self.feature_config.sample_rate,
                              world_analysis=hp.pitch_shift_prob > 0)
         self.train_set = AudioCrops(crops, hp.batch_size, hp.seed, hp.pitch_shift_prob,
-                                    hp.pitch_shift_semitones)
+                                    hp.pitch_shift_semitones, hp.singer_balance)
         self.val_set = WholeSegments(self.prep_dir, val, hp.val_max_frames)
