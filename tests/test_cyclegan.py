@@ -222,7 +222,7 @@ if __name__ == "__main__":
     print("waiting", flush=True)
     sys.stdin.readline()
     print(*(int(next(batches)) for _ in range(6)), flush=True)
-"""  # and it exits with `batches` alive: a trainer's iterator in a reference cycle is
+"""  # it exits with `batches` alive, as a trainer does whose iterator is in a reference cycle
 
 
 @pytest.mark.parametrize("start", ["fork", "forkserver"])  # Linux's default, and from 3.14
