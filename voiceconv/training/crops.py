@@ -118,6 +118,10 @@ class IndexedBatches(IterableDataset):
             index += step
 
 
+# Per start method: set by this process's exit hook (see stop_signal_policy).
+_trainer_exiting: dict[str | None, Any] = {}
+
+
 def stop_signal_policy(context: str | None = None) -> Callable[[int], None]:
     """The `worker_init_fn` of loaders whose workers start by `context` (a multiprocessing
     start method; default: the default one): they outlive the job's stop signals (SIGTERM,
@@ -135,9 +139,6 @@ def stop_signal_policy(context: str | None = None) -> Callable[[int], None]:
         _trainer_exiting[context] = event
     return functools.partial(_leave_stop_signals_to_the_trainer,
                              trainer_exiting=_trainer_exiting[context])
-
-
-_trainer_exiting: dict[str | None, Any] = {}
 
 
 def _leave_stop_signals_to_the_trainer(worker_id: int, trainer_exiting: Any) -> None:
