@@ -188,6 +188,24 @@ TINY = ("--data.init_args.crop_frames 32 --data.init_args.batch_size 2 "
 
 
 @pytest.mark.slow
+def test_a_shipped_part_given_by_name_is_an_input_whose_update_reruns_the_stage(tmp_path):
+    """Stages 5-6 depend on the vocoder's file: `--vocoder pretrained:NAME` stamps the shipped
+    file, so a newer one (from a `git pull`) converts the songs again."""
+    (tmp_path / "voc.pt").write_bytes(b"first")
+
+    def stamp() -> str:
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}"
+               f"{os.environ['PATH']}", "VOICECONV_PRETRAINED": str(tmp_path)}
+        return subprocess.run(["bash", "-c", f'. "{REPO}/recipes/common/lib.sh" && stamp '
+                               "pretrained:voc pretrained:missing"], env=env, check=True,
+                              capture_output=True, text=True).stdout
+
+    first = stamp()
+    assert str(tmp_path / "voc.pt") in first and "missing" not in first
+    (tmp_path / "voc.pt").write_bytes(b"a newer one")
+    assert stamp() != first
+
+
 def test_the_demo_runs_every_stage_end_to_end_and_a_rerun_does_nothing(tmp_path):
     demo = _recipe_copy(tmp_path)
     audio = write_corpus(tmp_path / "audio", E2E_AUDIO)

@@ -73,10 +73,14 @@ run() {
     commands_run=$((commands_run + 1))
 }
 
-# stamp FILE...: the size and modification time of each FILE that exists (for depends).
+# stamp FILE...: the size and modification time of each FILE that exists (for depends). A
+# shipped part named as voiceconv takes it (pretrained:NAME) is its file, so a newer one that
+# arrives with a `git pull` counts as a changed input.
+shipped_parts=${VOICECONV_PRETRAINED:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/checkpoints/pretrained}
 stamp() {
     local file
     for file in "$@"; do
+        [[ "${file}" == pretrained:* ]] && file=${shipped_parts}/${file#pretrained:}.pt
         [ -f "${file}" ] && stat -c '%n %s %Y' "${file}"
     done
     return 0

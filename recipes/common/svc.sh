@@ -6,7 +6,8 @@
 # Options: [--stage N] [--stop-stage M] [--exp NAME] [--jobs N] [--ngpu N] [--force true]
 #          [--prep-config FILE] [--model small|paper] [--base auto|corpus|none|CKPT]
 #          [--pretrain-steps N]
-#          [--fit-steps N] [--vocoder world|griffin-lim|hifigan-universal|nsf|nsf-lite|nsf-small]
+#          [--fit-steps N]
+#          [--vocoder world|griffin-lim|hifigan-universal|nsf|nsf-lite|nsf-small|pretrained:NAME|CKPT]
 #          [--vocoder-steps N] [--key SEMITONES|auto] [--pretrain-args "..."] [--fit-args "..."]
 #          [--vocoder-args "..."] [--copy-synthesis true] [--match-k K]
 # --*-args pass options through to that stage's command (e.g. --fit-args
@@ -32,6 +33,8 @@
 #      stacks only; 4000 steps of 4, about 1 s each on a 2-core CPU; follows F0 from step 500);
 #      --vocoder nsf-small trains the small NSF-HiFi-GAN from scratch (about 0.8 s per step
 #      on a 2-core CPU; follows F0)
+#      A shipped vocoder (--vocoder pretrained:nsf-singing-lite) or a checkpoint is used as
+#      it is: no training
 #   5  convert the held-out songs: A's to B's voice and B's to A's (checkpoints/<exp>/converted),
 #      shifted by --key (auto: into the target singer's range; needs a vocoder that follows
 #      F0, such as world); with --match-k K, their frames matched to the target's training
