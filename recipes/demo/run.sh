@@ -11,6 +11,7 @@
 #
 #   bash recipes/demo/run.sh                                # everything, stages 0-6
 #   bash recipes/demo/run.sh --stage 3 --stop-stage 3       # only (re)train the CycleGAN
+#   bash recipes/demo/run.sh --vocoder pretrained:nsf-singing-lite  # the shipped singing vocoder
 #   bash recipes/demo/run.sh --vocoder nsf --ngpu 1         # fine-tune NSF-HiFi-GAN on a GPU
 #                                      (2000 steps, ~6 min on an H200; follows F0, so --key works)
 #   bash recipes/demo/run.sh --vocoder nsf-lite             # the lite NSF-HiFi-GAN on a CPU
