@@ -187,7 +187,6 @@ TINY = ("--data.init_args.crop_frames 32 --data.init_args.batch_size 2 "
         "--trainer.enable_progress_bar false")
 
 
-@pytest.mark.slow
 def test_a_shipped_part_given_by_name_is_an_input_whose_update_reruns_the_stage(tmp_path):
     """Stages 5-6 depend on the vocoder's file: `--vocoder pretrained:NAME` stamps the shipped
     file, so a newer one (from a `git pull`) converts the songs again."""
@@ -206,6 +205,7 @@ def test_a_shipped_part_given_by_name_is_an_input_whose_update_reruns_the_stage(
     assert stamp() != first
 
 
+@pytest.mark.slow
 def test_the_demo_runs_every_stage_end_to_end_and_a_rerun_does_nothing(tmp_path):
     demo = _recipe_copy(tmp_path)
     audio = write_corpus(tmp_path / "audio", E2E_AUDIO)
