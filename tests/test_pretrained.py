@@ -81,6 +81,7 @@ def test_a_shipped_vocoder_sings_songs_it_never_heard_at_the_f0_it_is_given(name
     comes far closer to the source's mel than its untrained self."""
     config = FeatureConfig()
     vocoder = load_vocoder(f"pretrained:{name}", config)
+    torch.manual_seed(0)  # the untrained weights: the same baseline on every run
     untrained = NSFHiFiGAN(vocoder.generator.cfg, config).eval()
     log_mel = LogMelSpectrogram(config)
     sources, renders, raised, distances = [], [], [], []
