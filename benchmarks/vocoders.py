@@ -13,6 +13,7 @@ that takes its pitch from the mel's harmonics. A key shift needs the first kind.
 
 Usage: python benchmarks/vocoders.py [FILE ...] [--seconds 20] [--repeats 3] [--out DIR]
                                     [--vocoders NAME|CKPT|nsf-small-untrained ...]
+                                    [--precisions auto|fp32|bf16 ...]
 `nsf-small-untrained` times the small NSF-HiFi-GAN generator with random weights (weight norm
 removed, as when loaded from a checkpoint): speed does not depend on the weights, so it needs
 no training; its quality columns are left empty.
@@ -23,6 +24,7 @@ song 029, from ../shared/data/singing (first --seconds of each).
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import tempfile
@@ -38,6 +40,8 @@ from voiceconv.core.audio import load_mono, write_audio  # noqa: E402
 from voiceconv.core.feature_config import FeatureConfig  # noqa: E402
 from voiceconv.core.features import LogMelSpectrogram, compute_features  # noqa: E402
 from voiceconv.core.metrics import FRAME_PERIOD_MS, F0Metrics, f0_metrics, f0_track  # noqa: E402
+from voiceconv.core.pretrained import PREFIX  # noqa: E402
+from voiceconv.core.vocoder_names import PRECISIONS  # noqa: E402
 from voiceconv.eval.command import evaluate  # noqa: E402
 from voiceconv.models.vocoders import NAMES, load_vocoder  # noqa: E402
 from voiceconv.models.vocoders.f0_response import f0_response_cents  # noqa: E402
@@ -60,6 +64,9 @@ def main() -> None:
     parser.add_argument("--vocoders", nargs="+", default=list(NAMES),
                         help="names or trained vocoder checkpoints")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=["auto"],
+                        help="neural vocoders are measured at each (auto: bf16 where the "
+                        "device has bf16 units)")
     args = parser.parse_args()
     config = FeatureConfig()
     mel_of = LogMelSpectrogram(config)
@@ -84,16 +91,23 @@ def main() -> None:
           f"{statistics.mean(m.median_cents for m in floor):9.1f} "
           f"{statistics.mean(m.gross_pitch_error for m in floor):6.3f} "
           f"{statistics.mean(m.gross_pitch_error_20pct for m in floor):7.3f}", flush=True)
-    for choice in args.vocoders:
+    for choice, precision in itertools.product(args.vocoders, args.precisions):
         if choice == UNTRAINED:
             vocoder, name = NSFHiFiGAN(NSF_SMALL, config).eval(), choice
             vocoder.generator.remove_weight_norm()
         else:
             vocoder = load_vocoder(choice, config)
-            # A trained vocoder is named after its experiment: checkpoints/<exp>/checkpoints/x.ckpt
-            name = vocoder.name if choice in NAMES else \
+            # A shipped vocoder by its name; a trained one after its experiment:
+            # checkpoints/<exp>/checkpoints/x.ckpt
+            name = vocoder.name if choice in NAMES else choice.removeprefix(PREFIX) \
+                if choice.startswith(PREFIX) else \
                 f"{vocoder.name}:{Path(choice).resolve().parent.parent.name}"
-        vocoder = vocoder.to(device)
+        if not any(True for _ in vocoder.parameters()):  # WORLD, Griffin-Lim: one row
+            if precision != args.precisions[0]:
+                continue
+        elif len(args.precisions) > 1:
+            name = f"{name} ({precision})"
+        vocoder = vocoder.with_precision(precision).to(device)
         times = []
         for repeat in range(args.repeats):
             start = time.perf_counter()

@@ -10,6 +10,8 @@ from voiceconv.core.errors import VoiceconvError
 from voiceconv.core.pretrained import PREFIX, resolve
 
 NAMES = ("griffin-lim", "world", "hifigan-universal")
+# A neural vocoder's arithmetic (`Vocoder.precision`).
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def is_checkpoint(name: str) -> bool:

@@ -7,12 +7,16 @@ on both sides that the chunks join without a seam.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 
 import torch
 
+from voiceconv.core.cpu import bf16_is_fast
+from voiceconv.core.errors import VoiceconvError
 from voiceconv.core.feature_config import F0_FIELDS, FeatureConfig
 from voiceconv.core.threads import in_order
+from voiceconv.core.vocoder_names import PRECISIONS
 
 
 class Vocoder(torch.nn.Module):
@@ -31,10 +35,27 @@ class Vocoder(torch.nn.Module):
     # Render several chunks at once in threads: for single-threaded vocoders that release the
     # GIL (WORLD: numpy and C); torch ops use every core already.
     renders_chunks_in_threads = False
+    # A neural vocoder's arithmetic: "auto" renders in bf16 (autocast) where the device has
+    # bf16 units (core.cpu.bf16_is_fast) and in fp32 elsewhere; "fp32" or "bf16" forces one.
+    # Vocoders without a network (WORLD, Griffin-Lim) ignore it.
+    precision = "auto"
 
     def __init__(self, feature_config: FeatureConfig) -> None:
         super().__init__()
         self.feature_config = feature_config
+
+    def with_precision(self, precision: str) -> Vocoder:
+        if precision not in PRECISIONS:
+            raise VoiceconvError(f"precision must be one of {', '.join(PRECISIONS)} "
+                                 f"(got {precision!r})")
+        self.precision = precision
+        return self
+
+    def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
+        """The context a network renders in on `device`: bf16 autocast or nothing."""
+        if self.precision == "bf16" or (self.precision == "auto" and bf16_is_fast(device)):
+            return torch.autocast(device.type, torch.bfloat16)
+        return contextlib.nullcontext()
 
     def synthesise(self, mel: torch.Tensor, f0: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -153,4 +153,5 @@ class HiFiGANUniversal(Vocoder):
         self.generator.remove_weight_norm().eval()
 
     def synthesise(self, mel: torch.Tensor, f0: torch.Tensor) -> torch.Tensor:
-        return self.generator(mel)
+        with self.autocast(mel.device):
+            return self.generator(mel).float()

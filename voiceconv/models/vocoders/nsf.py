@@ -190,7 +190,9 @@ class NSFHiFiGAN(Vocoder):
         if f0_before is not None and f0_before.shape[-1]:
             hop, rate = self.feature_config.hop_length, self.feature_config.sample_rate
             phase0 = torch.frac((f0_before.double() * hop / rate).sum(-1))
-        return self.generator(mel, f0, phase0, start_frame * self.feature_config.hop_length)
+        with self.autocast(mel.device):
+            audio = self.generator(mel, f0, phase0, start_frame * self.feature_config.hop_length)
+        return audio.float()
 
     def synthesise_chunk(self, mel: torch.Tensor, f0: torch.Tensor, left: int,
                          right: int) -> torch.Tensor:
