@@ -15,12 +15,14 @@ envelopes (the recipes' setting: the envelope of each chunk is computed before t
 
 Usage: python benchmarks/convert.py [--model CKPT | --spectral-envelope] [--seconds 180]
                                     [--breaks-s 0] [--repeats 3] [--device auto|cpu|cuda]
-                                    [--vocoders world ...]
+                                    [--vocoders world|pretrained:NAME|CKPT ...]
+                                    [--precisions auto|fp32|bf16 ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import tempfile
@@ -34,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import machine  # noqa: E402
 from voiceconv.convert.converter import Converter, ConvertSettings  # noqa: E402
 from voiceconv.core.feature_config import FeatureConfig  # noqa: E402
+from voiceconv.core.vocoder_names import PRECISIONS  # noqa: E402
 from voiceconv.models.generator import SMALL  # noqa: E402
 from voiceconv.models.pair import SingerPair  # noqa: E402
 from voiceconv.models.vocoders import load_vocoder  # noqa: E402
@@ -68,7 +71,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--vocoders", nargs="+", default=sorted({v for _, v in RUNS}),
-                        help="only the rows with these vocoders")
+                        help="only the rows with these vocoders; another vocoder (a checkpoint, "
+                        "pretrained:NAME) gets a harvest row")
+    parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=["auto"],
+                        help="a neural vocoder's rows at each (auto: bf16 where the device "
+                        "has bf16 units)")
     args = parser.parse_args()
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
         else args.device
@@ -89,17 +96,24 @@ def main() -> None:
     print(f"{args.seconds:.0f} s stem at {rate} Hz{breaks}, median of {args.repeats} runs; "
           f"seconds per stage, summed over the {torch.get_num_threads()} threads that work on "
           "chunks at once (so they can add up to more than the wall-clock total)")
-    print(f"{'F0':8} {'vocoder':18} " + " ".join(f"{s:>9}" for s in STAGES) +
+    print(f"{'F0':8} {'vocoder':30} " + " ".join(f"{s:>9}" for s in STAGES) +
           f" {'total':>8} {'x RT':>7} {'vs base':>8}")
     baseline = None
-    for f0_method, vocoder_name in [run for run in RUNS if run[1] in args.vocoders]:
-        converter = Converter(pair, load_vocoder(vocoder_name, pair.feature_config),
-                              ConvertSettings(f0_method=f0_method), device)
+    runs = [run for run in RUNS if run[1] in args.vocoders] + [
+        ("harvest", name) for name in args.vocoders if name not in {v for _, v in RUNS}]
+    for (f0_method, vocoder_name), precision in itertools.product(runs, args.precisions):
+        vocoder = load_vocoder(vocoder_name, pair.feature_config).with_precision(precision)
+        if next(vocoder.parameters(), None) is None:  # WORLD, Griffin-Lim: one row
+            if precision != args.precisions[0]:
+                continue
+        elif len(args.precisions) > 1:
+            vocoder_name = f"{vocoder_name} ({precision})"
+        converter = Converter(pair, vocoder, ConvertSettings(f0_method=f0_method), device)
         runs = [converter.convert_file(stem, work / "out.wav") for _ in range(args.repeats)]
         stage = {s: statistics.median(r.seconds.get(s, 0.0) for r in runs) for s in STAGES}
         total = statistics.median(r.wall_s for r in runs)
         baseline = baseline or total
-        print(f"{f0_method:8} {vocoder_name:18} " +
+        print(f"{f0_method:8} {vocoder_name:30} " +
               " ".join(f"{stage[s]:9.2f}" for s in STAGES) +
               f" {total:8.2f} {args.seconds / total:7.1f} {baseline / total:7.1f}x", flush=True)
 

@@ -97,12 +97,8 @@ def main() -> None:
             vocoder.generator.remove_weight_norm()
         else:
             vocoder = load_vocoder(choice, config)
-            # A shipped vocoder by its name; a trained one after its experiment:
-            # checkpoints/<exp>/checkpoints/x.ckpt
-            name = vocoder.name if choice in NAMES else choice.removeprefix(PREFIX) \
-                if choice.startswith(PREFIX) else \
-                f"{vocoder.name}:{Path(choice).resolve().parent.parent.name}"
-        if not any(True for _ in vocoder.parameters()):  # WORLD, Griffin-Lim: one row
+            name = row_name(choice, vocoder)
+        if next(vocoder.parameters(), None) is None:  # WORLD, Griffin-Lim: one row
             if precision != args.precisions[0]:
                 continue
         elif len(args.precisions) > 1:
@@ -130,6 +126,16 @@ def main() -> None:
               f"{summary['f0_rmse_cents']:9.1f} {summary['dnsmos_ovrl']:6.2f} {speed:10.1f}x "
               f"{moved:13.0f} c",
               flush=True)
+
+
+def row_name(choice: str, vocoder) -> str:
+    """A vocoder by its name, a shipped one by its entry, a trained one after its experiment
+    (checkpoints/<exp>/checkpoints/x.ckpt)."""
+    if choice in NAMES:
+        return vocoder.name
+    if choice.startswith(PREFIX):
+        return choice.removeprefix(PREFIX)
+    return f"{vocoder.name}:{Path(choice).resolve().parent.parent.name}"
 
 
 def f0_control(vocoder, inputs: list) -> float:
