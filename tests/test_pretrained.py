@@ -75,6 +75,15 @@ def test_a_shipped_base_fills_in_masked_frames_of_songs_it_never_heard(name, uns
         assert a < 0.5 * b, (part, b, a)
 
 
+def unseen_excerpts(config: FeatureConfig):
+    """(song, audio, mel (1, n_mels, T), f0 (1, T)) of 6 s of each held-out song."""
+    for singer, song, start, _ in UNSEEN:
+        x, rate = read_excerpt(singer, song, start + 2.0, 6.0)
+        audio = resample(x if x.ndim == 1 else x.mean(axis=1), rate, config.sample_rate)
+        features = compute_features(audio, config)
+        yield song, audio, torch.from_numpy(features.mel)[None], torch.from_numpy(features.f0)[None]
+
+
 @pytest.mark.parametrize("name", [n for n in shipped() if n.startswith("nsf-singing")])
 def test_a_shipped_vocoder_sings_songs_it_never_heard_at_the_f0_it_is_given(name):
     """Loaded by name, it re-renders 6 s of each held-out song from its mel and F0 on the
@@ -86,11 +95,7 @@ def test_a_shipped_vocoder_sings_songs_it_never_heard_at_the_f0_it_is_given(name
     untrained = NSFHiFiGAN(vocoder.generator.cfg, config).eval()
     log_mel = LogMelSpectrogram(config)
     sources, renders, raised, distances = [], [], [], []
-    for singer, song, start, _ in UNSEEN:
-        x, rate = read_excerpt(singer, song, start + 2.0, 6.0)
-        audio = resample(x if x.ndim == 1 else x.mean(axis=1), rate, config.sample_rate)
-        features = compute_features(audio, config)
-        mel, f0 = torch.from_numpy(features.mel)[None], torch.from_numpy(features.f0)[None]
+    for _, audio, mel, f0 in unseen_excerpts(config):
         with torch.no_grad():
             plain, up, fresh = (model.render(mel, pitch)[0].numpy() for model, pitch in
                                 ((vocoder, f0), (vocoder, f0 * 2 ** (200 / 1200)),
@@ -124,11 +129,7 @@ def test_where_auto_precision_picks_bf16_a_shipped_vocoder_sings_as_in_fp32(name
     config = FeatureConfig()
     vocoder = load_vocoder(f"pretrained:{name}", config)
     log_mel = LogMelSpectrogram(config)
-    for singer, song, start, _ in UNSEEN:
-        x, rate = read_excerpt(singer, song, start + 2.0, 6.0)
-        audio = resample(x if x.ndim == 1 else x.mean(axis=1), rate, config.sample_rate)
-        features = compute_features(audio, config)
-        mel, f0 = torch.from_numpy(features.mel)[None], torch.from_numpy(features.f0)[None]
+    for song, audio, mel, f0 in unseen_excerpts(config):
         auto, fp32 = (vocoder.with_precision(p).render(mel, f0)[0] for p in ("auto", "fp32"))
         assert auto.dtype == torch.float32
         mels = [log_mel(y[None])[0, :, :mel.shape[-1]] for y in (auto, fp32)]
