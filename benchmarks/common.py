@@ -27,6 +27,16 @@ def bf16_hardware() -> bool:
     return torch.cuda.is_available() or runs_bf16_fast()
 
 
+def precision_row(vocoder, name: str, precision: str, precisions: list[str]) -> str | None:
+    """Set `vocoder` to `precision` and name its row; None where the row would repeat one
+    already measured: a vocoder without a network (WORLD, Griffin-Lim) ignores precision
+    and gets one row."""
+    if next(vocoder.parameters(), None) is None:
+        return name if precision == precisions[0] else None
+    vocoder.with_precision(precision)
+    return f"{name} ({precision})" if len(precisions) > 1 else name
+
+
 def machine() -> str:
     cpu = platform.processor() or "unknown CPU"
     if Path("/proc/cpuinfo").is_file():

@@ -33,7 +33,7 @@ import soundfile as sf
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import machine  # noqa: E402
+from benchmarks.common import machine, precision_row  # noqa: E402
 from voiceconv.convert.converter import Converter, ConvertSettings  # noqa: E402
 from voiceconv.core.feature_config import FeatureConfig  # noqa: E402
 from voiceconv.core.vocoder_names import PRECISIONS  # noqa: E402
@@ -99,15 +99,14 @@ def main() -> None:
     print(f"{'F0':8} {'vocoder':30} " + " ".join(f"{s:>9}" for s in STAGES) +
           f" {'total':>8} {'x RT':>7} {'vs base':>8}")
     baseline = None
-    runs = [run for run in RUNS if run[1] in args.vocoders] + [
-        ("harvest", name) for name in args.vocoders if name not in {v for _, v in RUNS}]
-    for (f0_method, vocoder_name), precision in itertools.product(runs, args.precisions):
-        vocoder = load_vocoder(vocoder_name, pair.feature_config).with_precision(precision)
-        if next(vocoder.parameters(), None) is None:  # WORLD, Griffin-Lim: one row
-            if precision != args.precisions[0]:
-                continue
-        elif len(args.precisions) > 1:
-            vocoder_name = f"{vocoder_name} ({precision})"
+    named = {v for _, v in RUNS}
+    rows = [run for run in RUNS if run[1] in args.vocoders] + [
+        ("harvest", name) for name in args.vocoders if name not in named]
+    for (f0_method, choice), precision in itertools.product(rows, args.precisions):
+        vocoder = load_vocoder(choice, pair.feature_config)
+        vocoder_name = precision_row(vocoder, choice, precision, args.precisions)
+        if vocoder_name is None:
+            continue
         converter = Converter(pair, vocoder, ConvertSettings(f0_method=f0_method), device)
         runs = [converter.convert_file(stem, work / "out.wav") for _ in range(args.repeats)]
         stage = {s: statistics.median(r.seconds.get(s, 0.0) for r in runs) for s in STAGES}

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import machine  # noqa: E402
+from benchmarks.common import machine, precision_row  # noqa: E402
 from voiceconv.core.audio import load_mono, write_audio  # noqa: E402
 from voiceconv.core.feature_config import FeatureConfig  # noqa: E402
 from voiceconv.core.features import LogMelSpectrogram, compute_features  # noqa: E402
@@ -98,12 +98,10 @@ def main() -> None:
         else:
             vocoder = load_vocoder(choice, config)
             name = row_name(choice, vocoder)
-        if next(vocoder.parameters(), None) is None:  # WORLD, Griffin-Lim: one row
-            if precision != args.precisions[0]:
-                continue
-        elif len(args.precisions) > 1:
-            name = f"{name} ({precision})"
-        vocoder = vocoder.with_precision(precision).to(device)
+        name = precision_row(vocoder, name, precision, args.precisions)
+        if name is None:
+            continue
+        vocoder = vocoder.to(device)
         times = []
         for repeat in range(args.repeats):
             start = time.perf_counter()
