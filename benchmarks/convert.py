@@ -6,8 +6,9 @@ vocal stem of a song with instrumental breaks) with each F0 method x vocoder, th
 same `Converter.convert_file` the CLI runs, and prints the median over repeats of the time
 spent reading (decode + resample), in F0 analysis, mel, generator, vocoder and writing (stages
 that run on several chunks at once in threads add up their threads' time), and the
-wall-clock whole as x real time. The first row (harvest + world, the defaults for a
-harvest-prepped model) is the baseline.
+wall-clock whole as x real time; "1st x RT" is the first run alone, which pays the one-off
+set-up a CLI conversion pays (a neural vocoder's convolutions for each new input shape). The
+first row (harvest + world, the defaults for a harvest-prepped model) is the baseline.
 
 The generator has the `small` config; its weights are untrained unless --model is given (speed
 does not depend on them). `--spectral-envelope` times an untrained model that converts spectral
@@ -97,7 +98,7 @@ def main() -> None:
           f"seconds per stage, summed over the {torch.get_num_threads()} threads that work on "
           "chunks at once (so they can add up to more than the wall-clock total)")
     print(f"{'F0':8} {'vocoder':30} " + " ".join(f"{s:>9}" for s in STAGES) +
-          f" {'total':>8} {'x RT':>7} {'vs base':>8}")
+          f" {'total':>8} {'x RT':>7} {'1st x RT':>8} {'vs base':>8}")
     baseline = None
     named = {v for _, v in RUNS}
     rows = [run for run in RUNS if run[1] in args.vocoders] + [
@@ -114,7 +115,8 @@ def main() -> None:
         baseline = baseline or total
         print(f"{f0_method:8} {vocoder_name:30} " +
               " ".join(f"{stage[s]:9.2f}" for s in STAGES) +
-              f" {total:8.2f} {args.seconds / total:7.1f} {baseline / total:7.1f}x", flush=True)
+              f" {total:8.2f} {args.seconds / total:7.1f} {args.seconds / runs[0].wall_s:8.1f}"
+              f" {baseline / total:7.1f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ for convert, and chunked rendering equals one-shot rendering."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +116,41 @@ def test_chunked_rendering_equals_one_shot(mel_f0):
     tiny_tail = mel.shape[-1] - 1
     assert torch.allclose(nsf.render(mel, f0, chunk_frames=tiny_tail), one_shot, atol=1e-4)
     assert (one_shot - chunked).abs().max() <= 1e-4
+
+
+@pytest.mark.parametrize("config", [NSF_LITE, NSF_V1], ids=["lite", "v1"])
+def test_a_mel_frame_reaches_no_further_than_the_context(config):
+    """The context each chunk is rendered with covers the generator's reach, so chunks join
+    as one shot renders, and is not much wider (every context frame is rendered again)."""
+    vocoder = NSFHiFiGAN(config, FeatureConfig()).eval().with_precision("fp32")
+    context, hop, frame = vocoder.context_frames, FeatureConfig().hop_length, 60
+    mel = torch.randn(1, FeatureConfig().n_mels, 2 * frame) - 5
+    f0 = torch.full((1, 2 * frame), 220.0)
+    changed = mel.clone()
+    changed[..., frame] += 3
+    with torch.no_grad():
+        moved = (vocoder.synthesise(changed, f0) - vocoder.synthesise(mel, f0))[0].abs() > 0
+    reached = moved.nonzero()[:, 0] / hop - frame  # in frames, from the changed frame's start
+    assert -context <= float(reached.min()) and float(reached.max()) <= context + 1
+    assert max(-float(reached.min()), float(reached.max())) > context - 4
+
+
+def test_long_renders_run_in_windows_of_one_shape(mel_f0, monkeypatch):
+    """A neural vocoder sets up its convolutions once per input shape; chunks of a long
+    input, its ends included, are all rendered through windows of one length."""
+    mel, f0 = mel_f0
+    nsf = NSFHiFiGAN(NSF_LITE, FeatureConfig()).eval().with_precision("fp32")
+    lengths, synthesise = [], nsf.synthesise
+
+    def record(mel, f0, *args):
+        lengths.append(mel.shape[-1])
+        return synthesise(mel, f0, *args)
+
+    monkeypatch.setattr(nsf, "synthesise", record)
+    chunk = 100
+    assert mel.shape[-1] % chunk > 10 and mel.shape[-1] > 3 * chunk  # a short last chunk
+    nsf.render(mel, f0, chunk_frames=chunk)
+    assert lengths == [chunk + 2 * nsf.context_frames] * math.ceil(mel.shape[-1] / chunk)
 
 
 def test_pitch_shifted_crops_move_f0_and_audio_but_keep_the_mel(prepared):

@@ -291,8 +291,7 @@ class Converter:
                     mel, self.settings.direction, track[:, ::per_frame], key,
                     self.settings.match_k)
             with timer("vocoder"):
-                pitch = (track * ratio).to(converted.device)
-                return vocoder.synthesise(converted, pitch).cpu()[0]
+                return vocoder.render(converted, track * ratio)[0]
 
         workers = self.workers if vocoder.renders_chunks_in_threads else 1
         for chunk, out in zip(chunks, in_order(render_chunk, chunks, workers), strict=True):

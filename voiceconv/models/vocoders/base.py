@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+from typing import Literal
 
 import torch
 
@@ -35,6 +36,10 @@ class Vocoder(torch.nn.Module):
     # Render several chunks at once in threads: for single-threaded vocoders that release the
     # GIL (WORLD: numpy and C); torch ops use every core already.
     renders_chunks_in_threads = False
+    # Frames per chunk in `render`, each rendered with `context_frames` more on both sides.
+    # Every window but the one of an input shorter than a window has the same length, so a
+    # neural vocoder sets up its convolutions once, not once per input length.
+    chunk_frames = 2048
     # A neural vocoder's arithmetic: "auto" renders in bf16 (autocast) where the device has
     # bf16 units (core.cpu.bf16_is_fast) and in fp32 elsewhere; "fp32" or "bf16" forces one.
     # Vocoders without a network (WORLD, Griffin-Lim) ignore it.
@@ -64,8 +69,10 @@ class Vocoder(torch.nn.Module):
                          right: int) -> torch.Tensor:
         """Frames [left, right) of a long input; vocoders whose output depends on what came
         before (the phase of a sine source) override this to look further back. May run in a
-        worker thread (see `renders_chunks_in_threads`): it must not change shared state."""
-        return self.synthesise(mel[..., left:right], f0[..., left:right])
+        worker thread (see `renders_chunks_in_threads`): it must not change shared state.
+        `f0` may hold several values per frame (see `f0_subframes`)."""
+        per_frame = f0.shape[-1] // mel.shape[-1]
+        return self.synthesise(mel[..., left:right], f0[..., left * per_frame: right * per_frame])
 
     def require_features(self, config: FeatureConfig, what: str = "features") -> None:
         """Refuse mels made with other settings (how F0 was analysed does not matter here)."""
@@ -73,18 +80,25 @@ class Vocoder(torch.nn.Module):
 
     @torch.no_grad()
     def render(self, mel: torch.Tensor, f0: torch.Tensor | None = None,
-               chunk_frames: int | None = 2048) -> torch.Tensor:
-        """Render in chunks of `chunk_frames` (None: in one go), each with context."""
+               chunk_frames: int | None | Literal["default"] = "default") -> torch.Tensor:
+        """Render in chunks of `chunk_frames` ("default": the vocoder's own; None: in one
+        go), each with context. `f0` has one value per frame, or `f0_subframes` per frame."""
         if mel.dim() != 3 or mel.shape[1] != self.feature_config.n_mels:
             raise ValueError(f"mel must be (B, {self.feature_config.n_mels}, T); "
                              f"got {tuple(mel.shape)}")
+        if chunk_frames == "default":
+            chunk_frames = self.chunk_frames
         # The module's own device; a vocoder holding neither weights nor buffers runs on the mel's.
         device = next(itertools.chain(self.parameters(), self.buffers()), mel).device
         mel = mel.to(device, torch.float32)
         f0 = torch.zeros(mel.shape[0], mel.shape[-1], device=device) if f0 is None else \
             f0.to(device, torch.float32)
         frames, hop = mel.shape[-1], self.feature_config.hop_length
-        if chunk_frames is None or frames <= chunk_frames:
+        if f0.shape[-1] % frames:
+            raise ValueError(f"f0 must have a whole number of values per frame; got "
+                             f"{f0.shape[-1]} for {frames} frames")
+        window = None if chunk_frames is None else chunk_frames + 2 * self.context_frames
+        if window is None or frames <= window:
             return self.synthesise(mel, f0).cpu()
         # Chunks overlap by 2 * fade samples and are cross-faded (weighted overlap-add), so
         # vocoders whose output depends on where a chunk starts (pulse phase in WORLD,
@@ -94,16 +108,17 @@ class Vocoder(torch.nn.Module):
         bounds = [*range(0, frames, chunk_frames), frames]
         if len(bounds) > 2 and bounds[-1] - bounds[-2] < 2 * self.crossfade_frames:
             del bounds[-2]  # a last chunk shorter than its cross-fade joins the one before
-        spans = [(start, stop, max(0, start - self.context_frames),
-                  min(frames, stop + self.context_frames))
+        # Each window reaches `context_frames` past its chunk, and further into the input
+        # where the chunk lies at an end of it, so that all windows have one length.
+        spans = [(start, stop, min(max(0, start - self.context_frames), frames - window))
                  for start, stop in itertools.pairwise(bounds)]
 
-        def render_span(span: tuple[int, int, int, int]) -> torch.Tensor:
-            return self.synthesise_chunk(mel, f0, span[2], span[3]).cpu()
+        def render_span(span: tuple[int, int, int]) -> torch.Tensor:
+            return self.synthesise_chunk(mel, f0, span[2], span[2] + window).cpu()
 
         workers = torch.get_num_threads() if self.renders_chunks_in_threads else 1
-        for (start, stop, left, _), audio in zip(spans, in_order(render_span, spans, workers),
-                                                 strict=True):
+        for (start, stop, left), audio in zip(spans, in_order(render_span, spans, workers),
+                                              strict=True):
             joiner.add(start * hop, stop * hop, audio, left * hop)
         return joiner.result()
 

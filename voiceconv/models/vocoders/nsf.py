@@ -31,7 +31,13 @@ from voiceconv.core.checkpoint import build_from_checkpoint, load_plain
 from voiceconv.core.errors import VoiceconvError
 from voiceconv.core.feature_config import FeatureConfig
 from voiceconv.models.vocoders.base import Vocoder
-from voiceconv.models.vocoders.hifigan import HiFiGANConfig, HiFiGANGenerator, mean_of_stacks
+from voiceconv.models.vocoders.hifigan import (
+    NEURAL_CHUNK_FRAMES,
+    HiFiGANConfig,
+    HiFiGANGenerator,
+    mean_of_stacks,
+    receptive_frames,
+)
 
 NOISE_TABLE = 1 << 16  # samples of fixed noise per harmonic (inference)
 
@@ -167,8 +173,8 @@ class NSFHiFiGAN(Vocoder):
     """A trained NSF-HiFi-GAN, loaded from a `voiceconv fit` vocoder checkpoint."""
 
     name = "nsf-hifigan"
-    context_frames = 32  # the V1 filter's receptive field is about 22 frames each side
     uses_f0 = True
+    chunk_frames = NEURAL_CHUNK_FRAMES
 
     def __init__(self, nsf: NSFConfig, feature_config: FeatureConfig) -> None:
         super().__init__(feature_config)
@@ -177,6 +183,7 @@ class NSFHiFiGAN(Vocoder):
             raise VoiceconvError(f"generator up-samples by {hop}, features have hop "
                                  f"{feature_config.hop_length}")
         self.generator = NSFHiFiGANGenerator(nsf, feature_config.sample_rate)
+        self.context_frames = receptive_frames(nsf)
 
     @classmethod
     def from_checkpoint(cls, path: str) -> NSFHiFiGAN:
