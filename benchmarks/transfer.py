@@ -45,11 +45,13 @@ from voiceconv.core.errors import VoiceconvError  # noqa: E402
 from voiceconv.core.pretrained import resolve  # noqa: E402
 
 
-def mbrola_data_dirs(corpus: Path, out: Path, minutes: float) -> None:
-    """Kaldi-style train/ (us2 and us3 on disjoint melodies, about `minutes` each) and dev/."""
+def mbrola_data_dirs(corpus: Path, out: Path, minutes: float) -> dict[str, float]:
+    """Kaldi-style train/ (us2 and us3 on disjoint melodies, about `minutes` each, or all that
+    half of the melodies holds) and dev/; returns the minutes of each voice taken."""
     melodies = sorted((corpus / "train" / "us2").glob("*.flac"))
     half = len(melodies) // 2
     lists = {"train": [], "dev": []}
+    taken = {}
     for voice, pool in (("us2", melodies[:half]), ("us3", melodies[half:])):
         seconds = 0.0
         for path in pool:
@@ -58,6 +60,7 @@ def mbrola_data_dirs(corpus: Path, out: Path, minutes: float) -> None:
             path = corpus / "train" / voice / path.name
             lists["train"].append((voice, path))
             seconds += sf.info(path).duration
+        taken[voice] = seconds / 60
     for voice in ("us2", "us3"):
         lists["dev"] += [(voice, p) for p in sorted((corpus / "dev" / voice).glob("*.flac"))]
     for split, rows in lists.items():
@@ -65,6 +68,7 @@ def mbrola_data_dirs(corpus: Path, out: Path, minutes: float) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "wav.scp").write_text("".join(f"{v}-{p.stem} {p.resolve()}\n" for v, p in rows))
         (folder / "utt2spk").write_text("".join(f"{v}-{p.stem} {v}\n" for v, p in rows))
+    return taken
 
 
 SINGING_SOURCE, SINGING_TARGET = "nit_f001", "pjs"
@@ -126,7 +130,7 @@ def fit_command(args: argparse.Namespace, out: Path, pair_config: str,
 
 
 def mbrola_pair(args: argparse.Namespace, out: Path, transfer: list[str]) -> None:
-    mbrola_data_dirs(args.corpus, out, args.minutes)
+    taken = mbrola_data_dirs(args.corpus, out, args.minutes)
     prep_config = REPO / "recipes" / "mbrola" / "conf" / "prep.yaml"
     for split in ("train", "dev"):
         run("voiceconv", "prep", str(out / "data" / split), str(out / f"prep_{split}"),
@@ -142,8 +146,9 @@ def mbrola_pair(args: argparse.Namespace, out: Path, transfer: list[str]) -> Non
                       for name in ("scratch", "transfer"))
     source = logged(out / "scratch" / "metrics.csv", "val/mcd_parallel_source")
     steps = sorted(set(scratch) & set(tuned))
-    print(f"pair: mbrola us2 -> us3, {args.minutes:g} min per voice (disjoint melodies), "
-          f"dev MCD (dB, mel-cepstral, 6 parallel melodies)\n")
+    print(f"pair: mbrola us2 -> us3, {args.minutes:g} min per voice asked, "
+          f"{taken['us2']:.1f} / {taken['us3']:.1f} min taken (disjoint melodies: half of the "
+          "corpus each at most), dev MCD (dB, mel-cepstral, 6 parallel melodies)\n")
     print("| steps | source us2 vs us3 | from scratch | from base | difference |")
     print("|---|---|---|---|---|")
     for step in steps:
