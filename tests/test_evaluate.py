@@ -179,6 +179,15 @@ def test_a_corrupt_file_is_listed_with_its_reason_and_the_others_are_measured(sh
     assert abs(metrics["f0_median_cents"] - 100) < 5  # the real pairs, as measured alone
     rows = {r["file"]: r for r in csv.DictReader((tmp_path / "out" / "metrics.csv").open())}
     assert sorted(rows) == ["nit_f001/nitech_jp_song070_f001_004", "pjs/pjs001_song", "silent"]
+    # Beside the means, the medians of the files (over each metric's finite values).
+    medians, differs = metrics["median_of_files"], 0
+    for key, median in medians.items():
+        values = [float(r[key]) for r in rows.values() if key in r]
+        finite = [v for v in values if np.isfinite(v)]
+        assert median == (pytest.approx(np.median(finite)) if finite else None), key
+        differs += bool(finite) and median != pytest.approx(metrics[key])
+    assert differs  # three unlike files: some median is not the mean
+    assert "median of 3 files: f0_median_cents=" in done.stdout
     if "speaker_sim_target" in metrics:  # resemblyzer installed: silence has no speaker
         assert rows["silent"]["speaker_sim_target"] == "nan"
         assert metrics["speaker_sim_target"] > 0.5

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -215,8 +216,11 @@ def evaluate(converted: Path, reference: Path | None, out: Path, source: Path | 
     for row, sims, mos in zip(rows, speaker, natural, strict=True):
         row.update(sims)
         row.update(mos)
-    summary: dict[str, Any] = {k: _mean([r.get(k, math.nan) for r in rows])
+    summary: dict[str, Any] = {k: _average([r.get(k, math.nan) for r in rows], np.mean)
                                for k in SUMMARY_KEYS}
+    # One bad file moves a mean; the median of the files is what a song set is judged by.
+    summary["median_of_files"] = {k: _average([r.get(k, math.nan) for r in rows], np.median)
+                                  for k in SUMMARY_KEYS}
     summary.update({"n_files": len(rows), "failed": failed,
                     "mode": mode, "frame_period_ms": FRAME_PERIOD_MS,
                     "mcd_silent_frames_excluded": int(sum(r["mcd_silent_excluded"]
@@ -232,23 +236,34 @@ def evaluate(converted: Path, reference: Path | None, out: Path, source: Path | 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:
     """What a person reads first: melody, voice (to the target, to the source, the gain) and
-    naturalness (converted beside the source), one line each."""
-    def n(key: str) -> str:
-        return format_number(summary[key], "n/a")
+    naturalness (converted beside the source), one line each, as means over the files; for
+    several files, a fourth line with the same figures as medians of the files."""
+    def n(key: str, values: dict[str, Any] = summary) -> str:
+        return format_number(values[key], "n/a")
 
-    return [f"melody: f0_median_cents={n('f0_median_cents')}  "
-            f"gross_pitch_error={n('gross_pitch_error')}  f0_rmse_cents={n('f0_rmse_cents')}  "
-            f"mcd_db={n('mcd_db')}",
-            f"voice: similarity to target={n('speaker_sim_target')} (source audio "
-            f"{n('speaker_sim_target_unconverted')}, gain {n('speaker_sim_gain')}), to source="
-            f"{n('speaker_sim_source')}",
-            f"naturalness: DNSMOS OVRL={n('dnsmos_ovrl')} (source {n('dnsmos_ovrl_source')}), "
-            f"SIG={n('dnsmos_sig')}, BAK={n('dnsmos_bak')}"]
+    lines = [f"melody: f0_median_cents={n('f0_median_cents')}  "
+             f"gross_pitch_error={n('gross_pitch_error')}  f0_rmse_cents={n('f0_rmse_cents')}  "
+             f"mcd_db={n('mcd_db')}",
+             f"voice: similarity to target={n('speaker_sim_target')} (source audio "
+             f"{n('speaker_sim_target_unconverted')}, gain {n('speaker_sim_gain')}), to source="
+             f"{n('speaker_sim_source')}",
+             f"naturalness: DNSMOS OVRL={n('dnsmos_ovrl')} (source {n('dnsmos_ovrl_source')}), "
+             f"SIG={n('dnsmos_sig')}, BAK={n('dnsmos_bak')}"]
+    median = summary["median_of_files"]
+    if summary["n_files"] > 1:
+        lines.append(f"median of {summary['n_files']} files: "
+                     f"f0_median_cents={n('f0_median_cents', median)}  "
+                     f"gross_pitch_error={n('gross_pitch_error', median)}  "
+                     f"similarity to target={n('speaker_sim_target', median)}, to source="
+                     f"{n('speaker_sim_source', median)}  "
+                     f"DNSMOS OVRL={n('dnsmos_ovrl', median)}")
+    return lines
 
 
-def _mean(values: list[float]) -> float:
+def _average(values: list[float], average: Callable[[list[float]], Any]) -> float:
+    """`average` of the finite values; NaN when there are none (never a perfect score)."""
     finite = [v for v in values if v is not None and np.isfinite(v)]
-    return float(np.mean(finite)) if finite else math.nan
+    return float(average(finite)) if finite else math.nan
 
 
 def _jsonable(value: Any) -> Any:
