@@ -1,12 +1,13 @@
-"""Training throughput of the CycleGAN-VC configs, side by side with earlier voiceconv commits
-and with the reference MaskCycleGAN-VC implementation at the same size, in one run.
+"""Training throughput of the CycleGAN-VC configs (and of the lite NSF-HiFi-GAN vocoder,
+`--configs nsf-lite`), side by side with earlier voiceconv commits and with the reference
+MaskCycleGAN-VC implementation at the same size, in one run.
 
 Each row is the median, over `--repeats` rounds, of a run's median full training step (D
 update, G update, every loss term) on one batch held in memory (the data loader costs nothing
 measurable: crops are cut from features already in memory), with the fastest and slowest
 round beside it. Each round runs every code and variant once, so a machine whose speed drifts
 (a shared host: one varied by 40 % from minute to minute) slows them all alike. A step holds
-crops of both singers, so samples/s counts 2 x batch per step.
+crops of both singers, so samples/s counts 2 x batch per step (a vocoder step: batch).
 
 - voiceconv rows: this checkout, and each `--compare-to` commit (checked out in a temporary
   git worktree and timed in a child process that imports that commit's code).
@@ -18,7 +19,7 @@ crops of both singers, so samples/s counts 2 x batch per step.
 On a GPU, and on a CPU with bf16 matrix units (AMX or AVX512-BF16), bf16 autocast is measured
 too, for voiceconv and the reference (and torch.compile with --compile, on a GPU).
 
-Usage: python benchmarks/train_step.py [--compare-to COMMIT ...] [--configs small paper]
+Usage: python benchmarks/train_step.py [--compare-to COMMIT ...] [--configs small paper nsf-lite]
        [--batch-size 4] [--paper-batch-size 1 [4 ...]] [--reference-batch-size 1]
        [--steps 10] [--repeats 3] [--prep DIR] [--bf16 auto|yes|no]
 Without --prep, a prep output of the bundled demo excerpts is made in a temporary folder.
@@ -70,21 +71,60 @@ def voiceconv_step_seconds(name: str, prep: Path, singers: list[str], batch: int
                            steps: int, precision: str, compile_model: bool,
                            code_root: Path) -> float:
     """Median seconds per training step of the `name` config, as Lightning runs it."""
+    from voiceconv.fit.data import SingerPairData
+
+    data = SingerPairData(str(prep), *singers, crop, batch, num_workers=0, val_segments=1,
+                          neighbour_k=16)
+    data.setup("fit")
+    model = model_from_config(name, code_root)
+    if compile_model:
+        import torch
+
+        for attr in ("g_ab", "g_ba"):
+            setattr(model, attr, torch.compile(getattr(model, attr)))
+    return lightning_step_seconds(model, data.train_set.batch(0), steps, precision,
+                                  feature_config=data.feature_config,
+                                  singer_stats=data.singer_stats)
+
+
+def vocoder_step_seconds(batch: int, steps: int, precision: str, code_root: Path) -> float:
+    """Median seconds per training step of the lite NSF-HiFi-GAN as the singing vocoder trains
+    (recipes/pretrain/conf/vocoder.yaml: 32-frame crops, 30 % of them pitch-shifted), on one
+    batch of noise: the step's cost does not depend on the values."""
+    import torch
+    import yaml
+
+    from voiceconv.models.vocoders.nsf import NSFConfig
+    from voiceconv.vocoder.training import NSFHiFiGANTraining, VocoderDiscriminatorConfig
+
+    conf = yaml.safe_load((code_root / "recipes" / "common" / "conf" /
+                           "nsf_hifigan_lite.yaml").read_text())["model"]["init_args"]
+    nsf = {k: tuple(map(tuple, v)) if k == "resblock_dilations" else
+           tuple(v) if isinstance(v, list) else v for k, v in conf["nsf"].items()}
+    model = NSFHiFiGANTraining(NSFConfig(**nsf), init_from_universal=False,
+                               discriminator=VocoderDiscriminatorConfig(**conf["discriminator"]))
+    frames, rng = 32, torch.Generator().manual_seed(0)
+    fixed = {"mel": torch.randn(batch, 80, frames, generator=rng) - 5,
+             "f0": torch.full((batch, frames), 220.0),
+             "audio": 0.1 * torch.randn(batch, frames * model.feature_config.hop_length,
+                                        generator=rng),
+             "shifted": torch.arange(batch) < round(0.3 * batch)}
+    return lightning_step_seconds(model, fixed, steps, precision)
+
+
+def lightning_step_seconds(model, fixed: dict, steps: int, precision: str, **datamodule_attrs
+                           ) -> float:
+    """Median seconds of `model`'s training step on the batch `fixed`, over `steps` steps after
+    two of warm-up, in a Lightning Trainer without validation, logging or checkpoints."""
     import lightning as L
     import torch
-
-    from voiceconv.fit.data import SingerPairData
 
     # Lightning sets its loggers' levels on import: quiet them after it.
     for logger in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(logger).setLevel(logging.ERROR)
-    data = SingerPairData(str(prep), *singers, crop, batch, num_workers=0, val_segments=1,
-                          neighbour_k=16)
-    data.setup("fit")
-    fixed = data.train_set.batch(0)
 
     class OneBatch(L.LightningDataModule):
-        feature_config, singer_stats, val_set = data.feature_config, data.singer_stats, None
+        val_set = None
 
         def train_dataloader(self):
             class Repeat(torch.utils.data.IterableDataset):
@@ -93,6 +133,9 @@ def voiceconv_step_seconds(name: str, prep: Path, singers: list[str], batch: int
                         yield fixed
 
             return torch.utils.data.DataLoader(Repeat(), batch_size=None)
+
+    for attr, value in datamodule_attrs.items():  # what the model reads from its data
+        setattr(OneBatch, attr, value)
 
     class Timer(L.Callback):
         def __init__(self) -> None:
@@ -106,10 +149,6 @@ def voiceconv_step_seconds(name: str, prep: Path, singers: list[str], batch: int
                 torch.cuda.synchronize()
             self.times.append(time.perf_counter() - self.start)
 
-    model = model_from_config(name, code_root)
-    if compile_model:
-        for attr in ("g_ab", "g_ba"):
-            setattr(model, attr, torch.compile(getattr(model, attr)))
     timer = Timer()
     trainer = L.Trainer(max_steps=steps + 2, precision=precision, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False,
@@ -201,9 +240,10 @@ def measure(args: argparse.Namespace, code_root: Path) -> list[dict]:
         batches = args.paper_batch_size if name == "paper" else [args.batch_size]
         steps = args.paper_steps if name == "paper" else args.steps
         for batch, (label, precision, compile_model) in itertools.product(batches, variants):
-            seconds = voiceconv_step_seconds(name, args.prep, args.singers, batch,
-                                             args.crop_frames, steps, precision, compile_model,
-                                             code_root)
+            seconds = vocoder_step_seconds(batch, steps, precision, code_root) \
+                if name == "nsf-lite" else \
+                voiceconv_step_seconds(name, args.prep, args.singers, batch, args.crop_frames,
+                                       steps, precision, compile_model, code_root)
             rows.append({"config": name, "variant": label, "batch": batch, "seconds": seconds})
             # As each is measured (on stderr: a child's stdout is its JSON), so that a run
             # stopped at a time limit still says what it had.
@@ -267,7 +307,8 @@ def main() -> None:
         dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--",
                                 "voiceconv"], capture_output=True, text=True).stdout.strip()
         print(f"machine: {machine()}")
-        print(f"crops of {args.crop_frames} frames x 80 mels; batch = crops per singer; median "
+        print(f"crops of {args.crop_frames} frames x 80 mels (nsf-lite: 32 frames of audio); "
+              f"batch = crops per singer (nsf-lite: crops); median "
               f"of {args.repeats} rounds (each code once per round) of the median step "
               f"(small: {args.steps} steps, paper: "
               f"{args.paper_steps}); reference: {args.reference}, "
@@ -306,9 +347,10 @@ def main() -> None:
     for name in args.configs:
         config_rows = [(key, statistics.median(t), min(t), max(t))
                        for key, t in times.items() if key[0] == name]
-        first = 2 * config_rows[0][0][3] / config_rows[0][1]
+        crops = 1 if name == "nsf-lite" else 2  # a CycleGAN step holds both singers' crops
+        first = crops * config_rows[0][0][3] / config_rows[0][1]
         for (_, code, variant, batch), seconds, fastest, slowest in config_rows:
-            samples = 2 * batch / seconds
+            samples = crops * batch / seconds
             print(f"| {name} | {code} | {variant} | {batch} | {seconds:.3f} ({fastest:.3f}–"
                   f"{slowest:.3f}) | {1 / seconds:.2f} | {samples:.2f} | {samples / first:.2f}x |")
 
