@@ -94,15 +94,15 @@ def vocoder_step_seconds(batch: int, steps: int, precision: str, code_root: Path
     import torch
     import yaml
 
+    from voiceconv.core.checkpoint import from_plain
     from voiceconv.models.vocoders.nsf import NSFConfig
     from voiceconv.vocoder.training import NSFHiFiGANTraining, VocoderDiscriminatorConfig
 
     conf = yaml.safe_load((code_root / "recipes" / "common" / "conf" /
                            "nsf_hifigan_lite.yaml").read_text())["model"]["init_args"]
-    nsf = {k: tuple(map(tuple, v)) if k == "resblock_dilations" else
-           tuple(v) if isinstance(v, list) else v for k, v in conf["nsf"].items()}
-    model = NSFHiFiGANTraining(NSFConfig(**nsf), init_from_universal=False,
-                               discriminator=VocoderDiscriminatorConfig(**conf["discriminator"]))
+    model = NSFHiFiGANTraining(
+        from_plain(NSFConfig, conf["nsf"]), init_from_universal=False,
+        discriminator=from_plain(VocoderDiscriminatorConfig, conf["discriminator"]))
     frames, rng = 32, torch.Generator().manual_seed(0)
     fixed = {"mel": torch.randn(batch, 80, frames, generator=rng) - 5,
              "f0": torch.full((batch, frames), 220.0),
@@ -255,7 +255,7 @@ def measure(args: argparse.Namespace, code_root: Path) -> list[dict]:
 def measure_in_child(tree: Path, args: argparse.Namespace) -> list[dict]:
     """measure() of the code in `tree`, in a child process that imports that code."""
     argv = [sys.executable, __file__, "--code-root", str(tree), "--json",
-            "--prep", str(args.prep), "--singers", *args.singers,
+            *(["--prep", str(args.prep)] if args.prep else []), "--singers", *args.singers,
             "--configs", *args.configs, "--steps", str(args.steps),
             "--paper-steps", str(args.paper_steps), "--batch-size", str(args.batch_size),
             "--paper-batch-size", *map(str, args.paper_batch_size),
@@ -299,7 +299,7 @@ def main() -> None:
     if args.bf16 == "auto":
         args.bf16 = "yes" if bf16_hardware() else "no"
     with contextlib.ExitStack() as stack:
-        if args.prep is None:
+        if args.prep is None and set(args.configs) != {"nsf-lite"}:  # the vocoder needs none
             args.prep = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "prep"
             make_demo_prep(args.prep)
         head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
