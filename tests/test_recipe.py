@@ -150,13 +150,20 @@ def test_own_corpus_recipe_takes_a_kaldi_dir_and_names_what_is_missing(tmp_path)
     assert (own / "data/own/test/utt2spk").read_text().split() == [
         "nit_f001-nitech_jp_song070_f001_004", "nit_f001", "pjs-pjs001_song", "pjs"]
     assert len((own / "data/own/train/wav.scp").read_text().splitlines()) == 19
+    ids: dict[str, list[str]] = {}
+    for line in (demo / "data/demo/train/utt2spk").read_text().splitlines():
+        utt, singer = line.split()
+        ids.setdefault(singer, []).append(utt)
     # Said at stage 0, before prep spends minutes on the corpus.
     for singers, held_out, error in (
             ("a b", "no_such_song", "held-out song no_such_song is not in"),
             ("nit_f001 pjs", "pjs-pjs001_song.flac",
              "(name it without its extension: pjs-pjs001_song)"),
             ("nit_f001 carol", "pjs-pjs001_song", "singer carol is not in"),
-            ("nit_f001 pjs", "pjs-pjs001_song", "no held-out song of nit_f001: hold out one")):
+            ("nit_f001 pjs", "pjs-pjs001_song", "no held-out song of nit_f001: hold out one"),
+            # One recording per singer, each held out: not "no audio found".
+            ("nit_f001 pjs", " ".join(ids["nit_f001"] + ids["pjs"]),
+             "every song of nit_f001 is held out: leave some to train on")):
         a, b = singers.split()
         wrong = _run(*kaldi, "--singer-a", a, "--singer-b", b, "--held-out", held_out, cwd=own)
         assert wrong.returncode != 0 and error in wrong.stderr, (singers, wrong.stderr)

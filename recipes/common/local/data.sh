@@ -52,7 +52,8 @@ else
     exit 1
 fi
 
-if [ ! -s "${out}/train/.wav.scp.tmp" ]; then
+# Every song held out is said per singer below ("every song of ... is held out").
+if [ ! -s "${out}/train/.wav.scp.tmp" ] && [ ! -s "${out}/test/.wav.scp.tmp" ]; then
     echo "$0: error: no audio found in ${corpus} (expected <singer>/<song>.flac ...)" >&2
     exit 1
 fi
@@ -84,7 +85,8 @@ done
 for singer in ${singers}; do
     sings test "${singer}" || error "no held-out song of ${singer}: hold out one song of each" \
         "singer (stages 5 and 6 convert and measure it)"
-    sings train "${singer}" || error "every song of ${singer} is held out: leave some to train on"
+    sings train "${singer}" || error "every song of ${singer} is held out: leave some to" \
+        "train on (a singer recorded in one file: cut it into songs first)"
 done
 for split in train test; do
     # Renamed only when complete: an interrupted stage never leaves a half list behind.
