@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import librosa
 import numpy as np
 import pytest
 import pyworld
@@ -16,12 +17,15 @@ from voiceconv.core.metrics import (
     MCD_CONSTANT,
     MetricError,
     analyse,
+    decimation_grids,
     envelope_to_mcep,
     f0_from_score,
     f0_metrics,
+    f0_track,
     loudness_lufs,
     mcep_alpha,
     mel_cepstral_distortion,
+    stable_frames,
     transposition_semitones,
 )
 
@@ -72,6 +76,25 @@ def test_known_pitch_shift_is_measured(singing, ratio, cents, tolerance, octave_
         assert result.gross_pitch_error_20pct > 0.8
     else:
         assert result.gross_pitch_error_20pct < 0.05
+
+
+def test_frames_whose_f0_depends_on_harvests_decimation_grid_are_not_a_reference(singing):
+    """The same audio one sample shorter (harvest's other grid at 16 kHz) moves some frames by
+    more than 50 cents; the gross error over the stable frames leaves exactly those out."""
+    x, sr = singing
+    x = librosa.resample(x, orig_sr=sr, target_sr=16000)
+    assert decimation_grids(16000) == 2 and decimation_grids(8000) == 1
+    tracks = [f0_track(x, 16000, grid=g) for g in range(2)]
+    stable = stable_frames(tracks)
+    shorter = f0_metrics(tracks[0], tracks[1], stable)
+    print(f"grids: {shorter.gross_pitch_error:.4f} gross, "
+          f"{shorter.stable_reference_share:.3f} of the frames stable")
+    assert shorter.gross_pitch_error > 0.01  # 0.033 on this excerpt
+    assert shorter.gross_pitch_error_stable == 0 and 0.9 < shorter.stable_reference_share < 1
+    # A real difference stays one on the stable frames; without a mask there is no such score.
+    up = f0_metrics(tracks[0], tracks[0] * 2 ** (1 / 12), stable)
+    assert up.gross_pitch_error_stable == 1 and math.isnan(f0_metrics(*tracks).
+                                                            gross_pitch_error_stable)
 
 
 @needs_mbrola

@@ -31,6 +31,11 @@ SILENCE_DB = 40.0  # frames this far below the loud level (95th percentile) are 
 GROSS_ERROR_CENTS = 50.0  # MIREX's raw-pitch tolerance: a quarter tone, strict for singing
 GROSS_ERROR_RATIO = 0.2  # the conventional GPE tolerance of pitch-tracking papers
 F0_FLOOR, F0_CEIL = 65.0, 1100.0
+# Harvest first decimates its input to about this rate, keeping every r-th sample counted from
+# the end. The same audio one sample shorter is therefore analysed on another grid, and that
+# alone moves about 2 % of a song's voiced frames by more than GROSS_ERROR_CENTS (twelve songs
+# at 16 kHz, 2026-12-07): there the analysis does not define the F0 to that tolerance.
+HARVEST_RATE = 8000.0
 
 
 class MetricError(VoiceconvError):
@@ -104,11 +109,33 @@ class SpectralFrames:
     f0: np.ndarray
 
 
-def f0_track(x: np.ndarray, sample_rate: int, what: str = "audio") -> np.ndarray:
+def f0_track(x: np.ndarray, sample_rate: int, what: str = "audio", grid: int = 0) -> np.ndarray:
     """Harvest F0 in Hz every FRAME_PERIOD_MS (0 = unvoiced), frame k at k * period; `what`
-    names the audio in errors."""
-    f0, _ = _harvest(check_audio(x, sample_rate, what), sample_rate)
+    names the audio in errors. `grid` (below `decimation_grids`): the audio is analysed
+    `grid` samples shorter, which puts harvest's decimation on another of its grids."""
+    x = check_audio(x, sample_rate, what)
+    f0, _ = _harvest(x[: x.shape[0] - grid], sample_rate)
     return f0
+
+
+def decimation_grids(sample_rate: int) -> int:
+    """How many sample grids harvest's decimation can fall on at this rate (2 at 16 kHz)."""
+    return max(min(12, int(sample_rate / HARVEST_RATE)), 1)
+
+
+def stable_frames(tracks: list[np.ndarray]) -> np.ndarray:
+    """Frames where the F0 tracks of one audio on each of harvest's grids (`f0_track(...,
+    grid=g)`) are all voiced and within GROSS_ERROR_CENTS of the first: where the analysis
+    defines its F0 to the gross-error tolerance."""
+    n = min(len(t) for t in tracks)
+    first = np.asarray(tracks[0][:n], float)
+    stable = first > 0
+    for track in tracks[1:]:
+        other = np.asarray(track[:n], float)
+        stable &= other > 0
+        cents = 1200 * np.abs(np.log2(np.maximum(other, 1e-3) / np.maximum(first, 1e-3)))
+        stable &= cents <= GROSS_ERROR_CENTS
+    return stable
 
 
 def _harvest(x: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
@@ -188,6 +215,10 @@ class F0Metrics:
     gross_pitch_error_20pct: float  # the conventional GPE: off by > 20 % (about 316 cents up)
     octave_error_rate: float  # share of voiced-in-both frames within 100 cents of +-k octaves
     n_voiced_both: int
+    # gross_pitch_error over the frames whose reference F0 is stable (`stable_frames`), and
+    # the share of voiced-in-both frames those are; NaN without `reference_stable`.
+    gross_pitch_error_stable: float = math.nan
+    stable_reference_share: float = math.nan
     reason: str = ""  # why values are NaN, if they are
 
 
@@ -202,9 +233,13 @@ def transposition_semitones(reference_hz: np.ndarray, converted_hz: np.ndarray) 
     return int(np.round(np.median(12 * np.log2(conv[both] / ref[both]))))
 
 
-def f0_metrics(reference_hz: np.ndarray, converted_hz: np.ndarray) -> F0Metrics:
-    """Compare two F0 tracks on one frame grid (0 = unvoiced); lengths may differ slightly."""
+def f0_metrics(reference_hz: np.ndarray, converted_hz: np.ndarray,
+               reference_stable: np.ndarray | None = None) -> F0Metrics:
+    """Compare two F0 tracks on one frame grid (0 = unvoiced); lengths may differ slightly.
+    `reference_stable`: the reference's `stable_frames`, for the gross error on those."""
     n = min(len(reference_hz), len(converted_hz))
+    if reference_stable is not None:
+        n = min(n, len(reference_stable))
     if n == 0:
         raise MetricError("empty F0 track")
     ref, conv = np.asarray(reference_hz[:n], float), np.asarray(converted_hz[:n], float)
@@ -220,6 +255,12 @@ def f0_metrics(reference_hz: np.ndarray, converted_hz: np.ndarray) -> F0Metrics:
     cents = 1200 * np.log2(conv[both] / ref[both])
     octaves = np.round(cents / 1200)
     octave_errors = (octaves != 0) & (np.abs(cents - 1200 * octaves) <= 100)
+    gross = np.abs(cents) > GROSS_ERROR_CENTS
+    gross_stable = stable_share = math.nan
+    if reference_stable is not None:
+        stable = np.asarray(reference_stable[:n], bool)[both]
+        stable_share = float(stable.mean())
+        gross_stable = float(gross[stable].mean()) if stable.any() else math.nan
     corr, reason = math.nan, ""
     if both.sum() >= 2 and np.std(ref[both]) > 0 and np.std(conv[both]) > 0:
         corr = float(np.corrcoef(np.log(ref[both]), np.log(conv[both]))[0, 1])
@@ -230,12 +271,14 @@ def f0_metrics(reference_hz: np.ndarray, converted_hz: np.ndarray) -> F0Metrics:
         median_cents=float(np.median(np.abs(cents))),
         corr=corr,
         vuv_error=vuv_error,
-        gross_pitch_error=float(np.mean(np.abs(cents) > GROSS_ERROR_CENTS)),
+        gross_pitch_error=float(np.mean(gross)),
         gross_pitch_error_20pct=float(np.mean(np.abs(2 ** (cents / 1200) - 1)
                                               > GROSS_ERROR_RATIO)),
         octave_error_rate=float(np.mean(octave_errors)),
         n_voiced_both=int(both.sum()),
         reason=reason,
+        gross_pitch_error_stable=gross_stable,
+        stable_reference_share=stable_share,
     )
 
 

@@ -26,24 +26,26 @@ from voiceconv.core.fileio import atomic_path, read_jsonl, require_writable, wri
 from voiceconv.core.metrics import (
     FRAME_PERIOD_MS,
     analyse,
+    decimation_grids,
     duration_ratio,
     f0_from_score,
     f0_metrics,
     f0_track,
     loudness_lufs,
     mel_cepstral_distortion,
+    stable_frames,
     transposition_semitones,
 )
 from voiceconv.core.plotting import format_number
 from voiceconv.core.threads import concurrently, in_order
 
 SUMMARY_KEYS = ("mcd_db", "f0_rmse_cents", "f0_median_cents", "f0_corr", "vuv_error",
-                "gross_pitch_error", "gross_pitch_error_20pct", "octave_error_rate",
-                "speaker_sim_target", "speaker_sim_source", "speaker_sim_shift",
-                "speaker_sim_target_unconverted", "speaker_sim_gain", "dnsmos_sig", "dnsmos_bak",
-                "dnsmos_ovrl", "dnsmos_sig_source", "dnsmos_bak_source", "dnsmos_ovrl_source",
-                "dnsmos_ovrl_change", "loudness_lufs",
-                "duration_ratio", "f0_key_semitones")
+                "gross_pitch_error", "gross_pitch_error_stable", "stable_reference_share",
+                "gross_pitch_error_20pct", "octave_error_rate", "speaker_sim_target",
+                "speaker_sim_source", "speaker_sim_shift", "speaker_sim_target_unconverted",
+                "speaker_sim_gain", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl",
+                "dnsmos_sig_source", "dnsmos_bak_source", "dnsmos_ovrl_source",
+                "dnsmos_ovrl_change", "loudness_lufs", "duration_ratio", "f0_key_semitones")
 
 
 @dataclass(frozen=True)
@@ -108,13 +110,18 @@ def evaluate_pair(pair: Pair, mode: str, score: dict[str, list] | None,
     if mode == "aligned":
         require_aligned(pair, converted, reference, sample_rate)
     by_score = mode != "nonparallel" and score is not None and pair.key in score
-    # The analyses are independent, and harvest (most of their time) releases the GIL.
-    conv_frames, ref_frames, f0_source = concurrently(
+    # The analyses are independent, and harvest (most of their time) releases the GIL. The
+    # source is tracked on each of harvest's decimation grids: where they disagree, its F0 is
+    # not defined to the gross-error tolerance (`gross_pitch_error_stable` leaves those out).
+    grids = 0 if source is None or by_score else decimation_grids(sample_rate)
+    conv_frames, ref_frames, *source_tracks = concurrently(
         lambda: analyse(converted, sample_rate, what=str(pair.converted)),
         lambda: (None if mode == "nonparallel"
                  else analyse(reference, sample_rate, what=str(pair.reference))),
-        lambda: (None if source is None or by_score
-                 else f0_track(source, sample_rate, what=str(pair.source))))
+        *(lambda g=g: f0_track(source, sample_rate, what=str(pair.source), grid=g)
+          for g in range(grids)))
+    f0_source = source_tracks[0] if source_tracks else None
+    source_stable = stable_frames(source_tracks) if len(source_tracks) > 1 else None
     row: dict[str, Any] = {"file": pair.key}
     f0_converted = conv_frames.f0
     if mode == "nonparallel":
@@ -141,10 +148,13 @@ def evaluate_pair(pair: Pair, mode: str, score: dict[str, list] | None,
         key = transposition_semitones(f0_reference, f0_converted)
         f0_reference = f0_reference * 2.0 ** (key / 12)
         row["f0_key_semitones"] = key
-    f0 = f0_metrics(f0_reference, f0_converted)
+    f0 = f0_metrics(f0_reference, f0_converted,
+                    source_stable if against == "source" else None)
     row.update({"f0_against": against, "f0_rmse_cents": f0.rmse_cents,
                 "f0_median_cents": f0.median_cents, "f0_corr": f0.corr,
                 "vuv_error": f0.vuv_error, "gross_pitch_error": f0.gross_pitch_error,
+                "gross_pitch_error_stable": f0.gross_pitch_error_stable,
+                "stable_reference_share": f0.stable_reference_share,
                 "gross_pitch_error_20pct": f0.gross_pitch_error_20pct,
                 "octave_error_rate": f0.octave_error_rate, "f0_note": f0.reason,
                 "loudness_lufs": loudness_lufs(converted, sample_rate),
@@ -198,7 +208,7 @@ def evaluate(converted: Path, reference: Path | None, out: Path, source: Path | 
         except VoiceconvError as exc:
             return str(exc)
 
-    # Files are measured several at once, each with its two or three analyses in threads of
+    # Files are measured several at once, each with its three or four analyses in threads of
     # their own (pyworld releases the GIL): about one analysis per core.
     workers = min(len(pairs), max(1, (os.cpu_count() or 1) // 2))
     results = list(tqdm(in_order(measure, pairs, workers),
@@ -242,7 +252,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         return format_number(values[key], "n/a")
 
     lines = [f"melody: f0_median_cents={n('f0_median_cents')}  "
-             f"gross_pitch_error={n('gross_pitch_error')}  f0_rmse_cents={n('f0_rmse_cents')}  "
+             f"gross_pitch_error={n('gross_pitch_error')} (where the source F0 is stable: "
+             f"{n('gross_pitch_error_stable')})  f0_rmse_cents={n('f0_rmse_cents')}  "
              f"mcd_db={n('mcd_db')}",
              f"voice: similarity to target={n('speaker_sim_target')} (source audio "
              f"{n('speaker_sim_target_unconverted')}, gain {n('speaker_sim_gain')}), to source="
@@ -253,7 +264,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     if summary["n_files"] > 1:
         lines.append(f"median of {summary['n_files']} files: "
                      f"f0_median_cents={n('f0_median_cents', median)}  "
-                     f"gross_pitch_error={n('gross_pitch_error', median)}  "
+                     f"gross_pitch_error={n('gross_pitch_error', median)} "
+                     f"({n('gross_pitch_error_stable', median)})  "
                      f"similarity to target={n('speaker_sim_target', median)}, to source="
                      f"{n('speaker_sim_source', median)}  "
                      f"DNSMOS OVRL={n('dnsmos_ovrl', median)}")
