@@ -119,7 +119,8 @@ def f0_track(x: np.ndarray, sample_rate: int, what: str = "audio", grid: int = 0
 
 
 def decimation_grids(sample_rate: int) -> int:
-    """How many sample grids harvest's decimation can fall on at this rate (2 at 16 kHz)."""
+    """How many sample grids harvest's decimation can fall on at this rate: 2 at 16 kHz, 1
+    (no decimation, every voiced frame stable) under 16 kHz."""
     return max(min(12, int(sample_rate / HARVEST_RATE)), 1)
 
 

@@ -121,7 +121,7 @@ def evaluate_pair(pair: Pair, mode: str, score: dict[str, list] | None,
         *(lambda g=g: f0_track(source, sample_rate, what=str(pair.source), grid=g)
           for g in range(grids)))
     f0_source = source_tracks[0] if source_tracks else None
-    source_stable = stable_frames(source_tracks) if len(source_tracks) > 1 else None
+    source_stable = stable_frames(source_tracks) if source_tracks else None
     row: dict[str, Any] = {"file": pair.key}
     f0_converted = conv_frames.f0
     if mode == "nonparallel":
