@@ -159,7 +159,8 @@ def evaluate_pair(pair: Pair, mode: str, score: dict[str, list] | None,
                 "octave_error_rate": f0.octave_error_rate, "f0_note": f0.reason,
                 "loudness_lufs": loudness_lufs(converted, sample_rate),
                 "duration_ratio": duration_ratio(converted, length_reference)})
-    row["_curves"] = {"f0_reference": f0_reference, "f0_converted": f0_converted}
+    row["_curves"] = {"f0_reference": f0_reference, "f0_converted": f0_converted,
+                      "reference_stable": source_stable if against == "source" else None}
     return row
 
 

@@ -14,7 +14,7 @@ import soundfile as sf
 
 from voiceconv.core.audio import load_mono
 from voiceconv.core.fileio import write_text_atomic
-from voiceconv.core.metrics import FRAME_PERIOD_MS
+from voiceconv.core.metrics import FRAME_PERIOD_MS, GROSS_ERROR_CENTS
 from voiceconv.core.plotting import format_number, png_bytes, pyplot
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}
@@ -49,11 +49,28 @@ def _spectrograms(named: list[tuple[str, np.ndarray]], sample_rate: int) -> str:
     return _figure_uri(fig)
 
 
-def _f0_plot(curves: dict[str, np.ndarray], against: str) -> str:
+def _f0_plot(curves: dict[str, np.ndarray | None], against: str) -> str:
+    """Both F0 curves, and the converted frames that count as gross errors: crosses where the
+    reference's F0 is stable, grey dots where harvest gives it two answers."""
     fig, ax = pyplot().subplots(figsize=(10, 2.8))
-    for name, f0 in ((against, curves["f0_reference"]), ("converted", curves["f0_converted"])):
+    reference, converted = curves["f0_reference"], curves["f0_converted"]
+    for name, f0 in ((against, reference), ("converted", converted)):
         t = np.arange(len(f0)) * FRAME_PERIOD_MS / 1000
         ax.plot(t, np.where(f0 > 0, f0, np.nan), label=name, lw=1.2)
+    stable = curves.get("reference_stable")
+    if stable is None:
+        stable = np.ones(len(reference), bool)
+    n = min(len(reference), len(converted), len(stable))
+    ref, conv, stable = reference[:n], converted[:n], np.asarray(stable[:n], bool)
+    both = (ref > 0) & (conv > 0)
+    gross = both & (np.abs(1200 * np.log2(np.where(both, conv, 1) / np.where(both, ref, 1)))
+                    > GROSS_ERROR_CENTS)
+    t = np.arange(n) * FRAME_PERIOD_MS / 1000
+    for frames, style in ((gross & stable, dict(marker="x", color="crimson", label="gross error")),
+                          (gross & ~stable, dict(marker=".", color="grey",
+                                                 label="gross, reference F0 not stable"))):
+        if frames.any():
+            ax.scatter(t[frames], conv[frames], s=12, lw=0.8, zorder=3, **style)
     ax.set(yscale="log", xlabel="s (reference time)", ylabel="F0 Hz", title="F0")
     ax.legend(loc="upper right")
     return _figure_uri(fig)
