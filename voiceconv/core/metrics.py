@@ -234,6 +234,15 @@ def transposition_semitones(reference_hz: np.ndarray, converted_hz: np.ndarray) 
     return int(np.round(np.median(12 * np.log2(conv[both] / ref[both]))))
 
 
+def gross_error_frames(reference_hz: np.ndarray, converted_hz: np.ndarray) -> np.ndarray:
+    """Per frame of the shorter track: voiced in both and more than GROSS_ERROR_CENTS apart."""
+    n = min(len(reference_hz), len(converted_hz))
+    ref, conv = np.asarray(reference_hz[:n], float), np.asarray(converted_hz[:n], float)
+    both = (ref > 0) & (conv > 0)
+    cents = 1200 * np.abs(np.log2(np.where(both, conv, 1.0) / np.where(both, ref, 1.0)))
+    return both & (cents > GROSS_ERROR_CENTS)
+
+
 def f0_metrics(reference_hz: np.ndarray, converted_hz: np.ndarray,
                reference_stable: np.ndarray | None = None) -> F0Metrics:
     """Compare two F0 tracks on one frame grid (0 = unvoiced); lengths may differ slightly.
@@ -256,7 +265,7 @@ def f0_metrics(reference_hz: np.ndarray, converted_hz: np.ndarray,
     cents = 1200 * np.log2(conv[both] / ref[both])
     octaves = np.round(cents / 1200)
     octave_errors = (octaves != 0) & (np.abs(cents - 1200 * octaves) <= 100)
-    gross = np.abs(cents) > GROSS_ERROR_CENTS
+    gross = gross_error_frames(ref, conv)[both]
     gross_stable = stable_share = math.nan
     if reference_stable is not None:
         stable = np.asarray(reference_stable[:n], bool)[both]

@@ -148,8 +148,8 @@ def evaluate_pair(pair: Pair, mode: str, score: dict[str, list] | None,
         key = transposition_semitones(f0_reference, f0_converted)
         f0_reference = f0_reference * 2.0 ** (key / 12)
         row["f0_key_semitones"] = key
-    f0 = f0_metrics(f0_reference, f0_converted,
-                    source_stable if against == "source" else None)
+    reference_stable = source_stable if against == "source" else None
+    f0 = f0_metrics(f0_reference, f0_converted, reference_stable)
     row.update({"f0_against": against, "f0_rmse_cents": f0.rmse_cents,
                 "f0_median_cents": f0.median_cents, "f0_corr": f0.corr,
                 "vuv_error": f0.vuv_error, "gross_pitch_error": f0.gross_pitch_error,
@@ -160,7 +160,7 @@ def evaluate_pair(pair: Pair, mode: str, score: dict[str, list] | None,
                 "loudness_lufs": loudness_lufs(converted, sample_rate),
                 "duration_ratio": duration_ratio(converted, length_reference)})
     row["_curves"] = {"f0_reference": f0_reference, "f0_converted": f0_converted,
-                      "reference_stable": source_stable if against == "source" else None}
+                      "reference_stable": reference_stable}
     return row
 
 
@@ -209,8 +209,8 @@ def evaluate(converted: Path, reference: Path | None, out: Path, source: Path | 
         except VoiceconvError as exc:
             return str(exc)
 
-    # Files are measured several at once, each with its three or four analyses in threads of
-    # their own (pyworld releases the GIL): about one analysis per core.
+    # Files are measured several at once, each with its analyses (converted, reference, the
+    # source on each of harvest's grids) in threads of their own (pyworld releases the GIL).
     workers = min(len(pairs), max(1, (os.cpu_count() or 1) // 2))
     results = list(tqdm(in_order(measure, pairs, workers),
                         total=len(pairs), desc="eval", unit="file", disable=not progress))

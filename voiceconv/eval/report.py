@@ -14,7 +14,7 @@ import soundfile as sf
 
 from voiceconv.core.audio import load_mono
 from voiceconv.core.fileio import write_text_atomic
-from voiceconv.core.metrics import FRAME_PERIOD_MS, GROSS_ERROR_CENTS
+from voiceconv.core.metrics import FRAME_PERIOD_MS, gross_error_frames
 from voiceconv.core.plotting import format_number, png_bytes, pyplot
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}
@@ -57,14 +57,12 @@ def _f0_plot(curves: dict[str, np.ndarray | None], against: str) -> str:
     for name, f0 in ((against, reference), ("converted", converted)):
         t = np.arange(len(f0)) * FRAME_PERIOD_MS / 1000
         ax.plot(t, np.where(f0 > 0, f0, np.nan), label=name, lw=1.2)
+    gross = gross_error_frames(reference, converted)
     stable = curves.get("reference_stable")
     if stable is None:
-        stable = np.ones(len(reference), bool)
-    n = min(len(reference), len(converted), len(stable))
-    ref, conv, stable = reference[:n], converted[:n], np.asarray(stable[:n], bool)
-    both = (ref > 0) & (conv > 0)
-    gross = both & (np.abs(1200 * np.log2(np.where(both, conv, 1) / np.where(both, ref, 1)))
-                    > GROSS_ERROR_CENTS)
+        stable = np.ones(len(gross), bool)
+    n = min(len(gross), len(stable))
+    gross, stable, conv = gross[:n], np.asarray(stable[:n], bool), converted[:n]
     t = np.arange(n) * FRAME_PERIOD_MS / 1000
     for frames, style in ((gross & stable, dict(marker="x", color="crimson", label="gross error")),
                           (gross & ~stable, dict(marker=".", color="grey",
