@@ -12,7 +12,10 @@
 #   bash benchmarks/gpu_prepare.sh      # then run: bash benchmarks/gpu_session.sh, carry .gpu
 set -euo pipefail
 cd "$(dirname "$0")/.."
-grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
+# A fresh clone may have no .git/info/ (and a worktree keeps its exclude elsewhere).
+exclude=$(git rev-parse --git-path info/exclude)
+mkdir -p "$(dirname "$exclude")"
+grep -qx '/.gpu/' "$exclude" 2>/dev/null || echo '/.gpu/' >> "$exclude"
 pip=".venv/bin/pip"
 [ -x "$pip" ] || { echo "gpu_prepare.sh: no .venv here: install the project first" >&2; exit 2; }
 packages=(jsonargparse docstring-parser typeshed-client librosa audioread soxr soundfile cffi
