@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Here, before a lent GPU machine is started: what benchmarks/gpu_session.sh needs there, in
-# .gpu/ (git-ignored through .git/info/exclude), for the device tool's run to carry. About 36 MB.
+# .gpu/ (git-ignored through .git/info/exclude), for the device tool's run to carry (about 18 MB).
 # - .gpu/wheels/: the packages voiceconv's training needs that the GPU machines' image lacks
 #   (Python 3.12 there; torch, lightning, numpy, scipy, matplotlib and the like are installed),
 #   at this checkout's venv's versions, the ones the tests pass with;
 # - .gpu/reference/: the reference MaskCycleGAN-VC model (MIT) for train_step.py's reference
 #   rows: ../shared does not travel;
-# - .gpu/singing/ and .gpu/site/: the singing vocoder's songs and starting weights
+# - .gpu/singing/: the songs the singing vocoder is fine-tuned on that the repository lacks
 #   (benchmarks/gpu_vocoder_inputs.py).
+# The device tool refuses a working tree (the files git does not ignore, and what it carries)
+# over 64 MiB: the script says what will travel, and fails when that is too much.
 #
 #   bash benchmarks/gpu_prepare.sh      # then run: bash benchmarks/gpu_session.sh, carry .gpu
 set -euo pipefail
@@ -38,5 +40,14 @@ if [ -f "$reference/model.py" ]; then
 else
     echo "gpu_prepare.sh: no $reference: the session runs without reference rows" >&2
 fi
+rm -rf .gpu/site  # the universal HiFi-GAN weights of older versions of this script
 "${pip%pip}python" benchmarks/gpu_vocoder_inputs.py
-du -sh .gpu
+tracked=$(git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s |
+          awk '{ n += $1 } END { print n }')
+carried=$(du -sb .gpu | cut -f1)
+echo "travels: $(( (tracked + carried) >> 20 )) MiB (the checkout $(( tracked >> 20 )), .gpu" \
+    "$(( carried >> 20 ))) of the device tool's 64"
+if (( tracked + carried > 64 << 20 )); then
+    echo "gpu_prepare.sh: too much to travel: the device tool would refuse the run" >&2
+    exit 1
+fi

@@ -31,11 +31,13 @@ if ! "$python" -c "import jsonargparse, librosa, pyworld, soundfile" 2>/dev/null
         --target "$work/site" .gpu/wheels/*.whl
     export PYTHONPATH="$work/site"
 fi
-# .gpu/site: the universal HiFi-GAN weights the lite vocoder starts from (gpu_prepare.sh).
-export PYTHONPATH="$PWD:$PWD/.gpu/site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+# Both modes fine-tune the singing vocoder from the shipped snapshot (in git): nothing else
+# to start from travels.
+snapshot=(--model.init_args.init_from pretrained:nsf-singing-lite)
 if [ "${GPU_SESSION_SMOKE:-0}" = 1 ]; then
     batches=(1); steps=1; fit_steps=30; fit_batch=2; model=small; budget=${BUDGET:-420}
-    vocoder_args=(--data.init_args.batch_size 2 --data.init_args.num_workers 2
+    vocoder_args=("${snapshot[@]}" --data.init_args.batch_size 2 --data.init_args.num_workers 2
                   --trainer.val_check_interval 10 --data.init_args.singers "[vocadito]")
     singers=(.gpu/singing/vocadito)
 else
@@ -46,8 +48,7 @@ else
     # 0.461 in 2000 steps (journal 12-06), where the first run needed thousands of steps.
     vocoder_args=(--data.init_args.batch_size 32 --data.init_args.num_workers 8
                   --trainer.val_check_interval 500 --trainer.precision bf16-mixed
-                  --model.init_args.init_from pretrained:nsf-singing-lite
-                  --model.init_args.optimizer.lr 0.0001)
+                  "${snapshot[@]}" --model.init_args.optimizer.lr 0.0001)
     singers=(.gpu/singing/* recipes/demo/audio/nit_f001 recipes/demo/audio/pjs)
 fi
 # At least 100 s, so that the vocoder reaches its first checkpoint even when the rest ran long.
