@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import torch
 
 from tests.conftest import REPO
 from voiceconv.models.vocoders import NAMES
@@ -51,3 +55,45 @@ def test_the_command_itself_answers_help_version_and_a_typo_in_one_line(capsys):
     assert err == ["voiceconv: error: unknown command 'covert' (did you mean convert? commands: "
                    "prep, pretrain, fit, convert, eval)"]
     assert main([]) == 2 and "usage: voiceconv COMMAND" in capsys.readouterr().err
+
+
+def test_a_full_disk_is_one_line_that_says_so_and_other_failures_stay_unexpected(capsys):
+    from voiceconv.core.errors import run_as_command
+
+    def full(argv, prog):
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/dump/feats/x.npy")
+
+    assert run_as_command(full, [], "voiceconv prep") == 2
+    said = capsys.readouterr().err.strip()
+    assert said.count("\n") == 0 and "the disk is full (writing /data/dump/feats/x.npy)" in said
+
+    def denied(argv, prog):
+        raise PermissionError(errno.EACCES, "Permission denied", "/x")
+
+    assert run_as_command(denied, [], "voiceconv prep") == 1
+    assert "unexpected error: PermissionError" in capsys.readouterr().err
+
+
+def test_a_checkpoint_that_does_not_fit_on_the_disk_says_so_and_keeps_the_last_one(
+        tmp_path, monkeypatch):
+    """torch reports a full disk as "unexpected pos ..."; the checkpoint before stays whole."""
+    from voiceconv.core import fileio
+    from voiceconv.core.errors import VoiceconvError
+    from voiceconv.training import callbacks
+
+    io = callbacks.AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"global_step": 100, "w": torch.ones(3)}, path)
+    before = path.read_bytes()
+
+    def save_half(obj, f):
+        Path(f).write_bytes(b"PK half a checkpoint")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
+
+    monkeypatch.setattr(callbacks.torch, "save", save_half)
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(fileio.shutil, "disk_usage", lambda p: usage._replace(free=3_000_000))
+    with pytest.raises(VoiceconvError, match=r"last\.ckpt: the disk is full \(3 MB free\).*resume"):
+        io.save_checkpoint({"global_step": 200, "w": torch.zeros(3)}, path)
+    assert path.read_bytes() == before and sorted(tmp_path.iterdir()) == [path]
+    assert io.load_checkpoint(path)["global_step"] == 100

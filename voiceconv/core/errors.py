@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from collections.abc import Callable
@@ -46,12 +47,24 @@ def run_as_command(main: Callable[[list[str], str], int | None], argv: list[str]
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            return unexpected(exc, prog)
+        where = f" (writing {exc.filename})" if exc.filename else ""
+        print(f"{prog}: error: the disk is full{where}: make room and rerun the same command; "
+              "finished work is kept", file=sys.stderr)
+        return 2
     except Exception as exc:  # noqa: BLE001 - the CLI promises one line, never a traceback
-        if os.environ.get("VOICECONV_DEBUG"):
-            raise
-        print(f"{prog}: unexpected error: {type(exc).__name__}: {one_line(str(exc))} "
-              "(set VOICECONV_DEBUG=1 for a traceback)", file=sys.stderr)
-        return 1
+        return unexpected(exc, prog)
+
+
+def unexpected(exc: Exception, prog: str) -> int:
+    """Anything else: one line and exit code 1, or the traceback under VOICECONV_DEBUG."""
+    if os.environ.get("VOICECONV_DEBUG"):
+        raise exc
+    print(f"{prog}: unexpected error: {type(exc).__name__}: {one_line(str(exc))} "
+          "(set VOICECONV_DEBUG=1 for a traceback)", file=sys.stderr)
+    return 1
 
 
 def one_line(message: str) -> str:

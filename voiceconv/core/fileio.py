@@ -9,8 +9,10 @@ atomic within one file system). A killed process leaves at most a temporary file
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -19,6 +21,8 @@ from typing import Any
 from voiceconv.core.errors import VoiceconvError
 
 TEMP_MARKER = ".tmp-"
+# Less free space than this after a failed write: the disk is what is wrong.
+DISK_FULL_BYTES = 64 << 20
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -83,3 +87,12 @@ def require_writable(folder: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise VoiceconvError(f"cannot write to {folder}: {exc.strerror or exc}") from None
+
+
+def write_failure(folder: Path, exc: BaseException) -> str:
+    """Why a write into `folder` failed, in words. A full disk says so: torch's writer reports
+    one as an opaque stream error ("unexpected pos ..."), so the free space is what tells."""
+    free = shutil.disk_usage(folder).free
+    if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or free < DISK_FULL_BYTES:
+        return f"the disk is full ({free / 1e6:.0f} MB free)"
+    return f"{type(exc).__name__}: {exc}"

@@ -21,7 +21,8 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_info
 
 from voiceconv.core.checkpoint import load_plain
-from voiceconv.core.fileio import atomic_path
+from voiceconv.core.errors import VoiceconvError
+from voiceconv.core.fileio import atomic_path, write_failure
 
 
 class StepClock:
@@ -45,7 +46,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
-            torch.save(checkpoint, tmp)
+            try:
+                torch.save(checkpoint, tmp)
+            except (OSError, RuntimeError) as exc:  # asked while the partial file still exists
+                raise VoiceconvError(
+                    f"cannot write the checkpoint {path}: {write_failure(tmp.parent, exc)}; the "
+                    "checkpoints saved before are intact: make room and rerun the same command "
+                    "to resume") from exc
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
         return load_plain(str(path), map_location)
