@@ -89,10 +89,11 @@ def require_writable(folder: Path) -> None:
         raise VoiceconvError(f"cannot write to {folder}: {exc.strerror or exc}") from None
 
 
-def write_failure(folder: Path, exc: BaseException) -> str:
-    """Why a write into `folder` failed, in words. A full disk says so: torch's writer reports
-    one as an opaque stream error ("unexpected pos ..."), so the free space is what tells."""
+def full_disk(folder: Path, exc: BaseException) -> str | None:
+    """"the disk is full (N MB free)" when that is why a write into `folder` failed, else None.
+    torch's writer reports a full disk as an opaque stream error ("unexpected pos ..."), so
+    the free space is what tells."""
     free = shutil.disk_usage(folder).free
     if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or free < DISK_FULL_BYTES:
         return f"the disk is full ({free / 1e6:.0f} MB free)"
-    return f"{type(exc).__name__}: {exc}"
+    return None

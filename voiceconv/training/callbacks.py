@@ -22,7 +22,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from voiceconv.core.checkpoint import load_plain
 from voiceconv.core.errors import VoiceconvError
-from voiceconv.core.fileio import atomic_path, write_failure
+from voiceconv.core.fileio import atomic_path, full_disk
 
 
 class StepClock:
@@ -49,10 +49,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             try:
                 torch.save(checkpoint, tmp)
             except (OSError, RuntimeError) as exc:  # asked while the partial file still exists
+                if (reason := full_disk(tmp.parent, exc)) is None:
+                    raise
                 raise VoiceconvError(
-                    f"cannot write the checkpoint {path}: {write_failure(tmp.parent, exc)}; the "
-                    "checkpoints saved before are intact: make room and rerun the same command "
-                    "to resume") from exc
+                    f"cannot write the checkpoint {path}: {reason}; the checkpoints saved "
+                    "before are intact: make room and rerun the same command to resume") from exc
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
         return load_plain(str(path), map_location)
