@@ -186,7 +186,10 @@ def test_sigterm_to_the_whole_job_with_loader_workers_still_saves(fit_config, tm
          "init_args": {"step": 2, "signal_name": "SIGTERM", "process_group": True}}]
     signal_config = tmp_path / "group.yaml"
     signal_config.write_text(yaml.safe_dump(config))
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    # PYTHONFAULTHANDLER: should the run die in C code (a rare heap corruption, seen only in
+    # full suites), its stderr shows the Python stack of every thread.
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
+           "PYTHONFAULTHANDLER": "1"}
     stopped = subprocess.run(
         [sys.executable, "-m", "voiceconv.cli", "fit", "--config", str(SMALL), "--config",
          str(signal_config), "--experiment", "group",
@@ -195,7 +198,7 @@ def test_sigterm_to_the_whole_job_with_loader_workers_still_saves(fit_config, tm
          "--checkpoint_every_n_steps", "100"],  # so last.ckpt is the one saved on the signal
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
         start_new_session=True)  # its own process group, so the signal spares pytest
-    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-2000:]
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-6000:]
     last = exp_dir(fit_config, "group") / "checkpoints" / "last.ckpt"
     assert 2 <= torch.load(last, weights_only=True)["global_step"] < 6  # the step it reached
 
