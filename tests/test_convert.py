@@ -297,6 +297,31 @@ def test_a_long_break_is_neither_analysed_nor_rendered_and_the_melody_around_it_
     assert m.median_cents < 10 and m.gross_pitch_error < 0.10
 
 
+def test_a_dc_offset_is_taken_out_as_prep_takes_it_out(fitted_envelope_model, tmp_path):
+    """A stem with a DC offset (a cheap interface's) converts as the same stem without it, and
+    its pause stays silent. Prep removed DC from the training audio: left in, it was a tone
+    at 0 Hz in the model's lowest mel bands, and it kept the pause from counting as silence,
+    so the pause was rendered as noise."""
+    x, sr = read_excerpt(*NIT[:3], 8.0)
+    x, rate = resample(x, sr, 22050), 22050
+    half = x.shape[0] // 2
+    song = np.concatenate([x[:half], np.zeros(3 * rate, np.float32), x[half:]])
+    song -= song.mean()
+    converter = Converter(SingerPair.from_checkpoint(str(fitted_envelope_model)),
+                          load_vocoder("world", FeatureConfig()),
+                          ConvertSettings(f0_method="dio"))
+    (clean, _), (offset, _) = converter.convert_array(song), converter.convert_array(song + 0.05)
+    assert not offset[half + rate // 2: half + 5 * rate // 2].any()  # the pause is muted
+    np.testing.assert_allclose(offset, clean, atol=1e-4)
+    # A file at another rate: taken out after resampling, the offset would leave a step at
+    # each end, where the resampler starts and stops.
+    song = resample(song, rate, 44100)
+    for name, y in (("clean", song), ("offset", song + 0.05)):
+        sf.write(tmp_path / f"{name}.wav", y, 44100, subtype="FLOAT")
+    clean, offset = (converter.read_mono(tmp_path / f"{n}.wav")[0] for n in ("clean", "offset"))
+    np.testing.assert_allclose(offset, clean, atol=1e-5)
+
+
 def test_accompaniment_mix_matches_vocal_loudness_and_never_clips(fitted_model, tmp_path,
                                                                   capsys):
     source = stem(tmp_path, NIT, name="vocals.flac")

@@ -36,6 +36,7 @@ from voiceconv.models.vocoders.f0_response import require_f0_control
 
 BLOCK = 1 << 16  # samples per block when streaming files in and out
 SILENCE_DBFS = -60.0  # frames below this (or 50 dB under the loud frames) are silence
+DC_OFFSET_FLOOR = 1e-4  # -80 dBFS: a smaller DC offset is 20 dB under any silence threshold
 TRUE_PEAK_CEILING_DBTP = -1.0
 MAX_KEY = 24  # semitones either way
 # Silent runs this long are skipped by F0 analysis and rendering (the gate mutes them anyway),
@@ -156,7 +157,8 @@ class Converter:
     # -- the steps, each usable on its own -----------------------------------------------------
 
     def read_mono(self, path: str | Path) -> tuple[np.ndarray, Any]:
-        """Stream-decode `path` into mono float32 at the model rate; refuse what is unusable."""
+        """Stream-decode `path` into mono float32 at the model rate, without a DC offset (see
+        `convert_array`); refuse what is unusable."""
         path = Path(path)
         if reason := why_not_a_file(path):
             raise AudioDecodeError(reason)
@@ -166,12 +168,12 @@ class Converter:
                 raise AudioDecodeError("no audio frames (empty or truncated)")
             length = round(info.frames * self.config.sample_rate / info.samplerate)
             audio = np.zeros(length, np.float32)  # filled as decoded: one copy of the song
-            filled = 0
-            with sf.SoundFile(str(path)) as fh:
-                for block in resampled_blocks(self._decoded_mono(fh), info.samplerate,
-                                              self.config.sample_rate, length):
-                    audio[filled: filled + block.shape[0]] = block
-                    filled += block.shape[0]
+            self._decode_into(audio, path, info)
+            offset = float(np.mean(audio, dtype=np.float64))
+            if abs(offset) > DC_OFFSET_FLOOR:
+                # Once more, with the offset taken out before resampling: taken out after
+                # it, the resampler's start and end would leave a step at each end.
+                self._decode_into(audio, path, info, offset)
         except AudioDecodeError:
             raise
         except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as exc:
@@ -180,12 +182,21 @@ class Converter:
             raise AudioDecodeError(f"too short to convert ({info.duration * 1000:.0f} ms)")
         return audio, info
 
+    def _decode_into(self, audio: np.ndarray, path: Path, info: Any, offset: float = 0.0) -> None:
+        filled = 0
+        with sf.SoundFile(str(path)) as fh:
+            for block in resampled_blocks(self._decoded_mono(fh, offset), info.samplerate,
+                                          self.config.sample_rate, audio.shape[0]):
+                audio[filled: filled + block.shape[0]] = block
+                filled += block.shape[0]
+
     @staticmethod
-    def _decoded_mono(fh: sf.SoundFile) -> Iterator[np.ndarray]:
+    def _decoded_mono(fh: sf.SoundFile, offset: float) -> Iterator[np.ndarray]:
         for block in fh.blocks(BLOCK, dtype="float32", always_2d=True):
             if not np.isfinite(block).all():
                 raise AudioDecodeError("contains NaN or infinite samples")
-            yield block.mean(axis=1, dtype=np.float32)
+            mono = block.mean(axis=1, dtype=np.float32)
+            yield mono - np.float32(offset) if offset else mono
 
     def frame_levels_db(self, audio: np.ndarray) -> np.ndarray:
         """Mean-square level of each frame in dB (block by block: no float64 copy of the song)."""
@@ -328,8 +339,15 @@ class Converter:
 
     def convert_array(self, audio: np.ndarray, progress: Callable[[float], None] = lambda s: None,
                       timer: StageTimer | None = None) -> tuple[np.ndarray, float]:
-        """Mono audio at the model rate -> (converted audio of the same length, key used)."""
+        """Mono audio at the model rate -> (converted audio of the same length, key used).
+
+        A DC offset (a cheap interface's) is taken out first, as prep took it out of the
+        training audio: left in, it is a tone at 0 Hz in the model's lowest mel bands, and it
+        keeps every pause from counting as silence."""
         timer = timer or StageTimer()
+        offset = float(np.mean(audio, dtype=np.float64))
+        if abs(offset) > DC_OFFSET_FLOOR:
+            audio = audio - np.float32(offset)
         levels = self.frame_levels_db(audio)
         if levels.max() < SILENCE_DBFS:
             raise AudioDecodeError(f"silent (no frame above {SILENCE_DBFS:.0f} dBFS)")
