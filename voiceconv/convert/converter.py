@@ -169,8 +169,7 @@ class Converter:
             length = round(info.frames * self.config.sample_rate / info.samplerate)
             audio = np.zeros(length, np.float32)  # filled as decoded: one copy of the song
             self._decode_into(audio, path, info)
-            offset = float(np.mean(audio, dtype=np.float64))
-            if abs(offset) > DC_OFFSET_FLOOR:
+            if offset := dc_offset(audio):
                 # Once more, with the offset taken out before resampling: taken out after
                 # it, the resampler's start and end would leave a step at each end.
                 self._decode_into(audio, path, info, offset)
@@ -345,8 +344,7 @@ class Converter:
         training audio: left in, it is a tone at 0 Hz in the model's lowest mel bands, and it
         keeps every pause from counting as silence."""
         timer = timer or StageTimer()
-        offset = float(np.mean(audio, dtype=np.float64))
-        if abs(offset) > DC_OFFSET_FLOOR:
+        if offset := dc_offset(audio):
             audio = audio - np.float32(offset)
         levels = self.frame_levels_db(audio)
         if levels.max() < SILENCE_DBFS:
@@ -381,6 +379,12 @@ class Converter:
                 mix_with_accompaniment(converted, self.config.sample_rate, accompaniment,
                                        mix_path, fmt)
         return Converted(out_path, info.duration, key, timer.seconds, time.perf_counter() - t0)
+
+
+def dc_offset(audio: np.ndarray) -> float:
+    """The stem's DC offset, or 0 where it is too small to matter."""
+    offset = float(np.mean(audio, dtype=np.float64))
+    return offset if abs(offset) > DC_OFFSET_FLOOR else 0.0
 
 
 def silent_stretches(silent: np.ndarray, min_frames: int,
