@@ -133,6 +133,9 @@ def test_unknown_option_or_a_stage_that_is_not_a_number_is_refused(tmp_path):
     done = _run("--stage", "one", cwd=demo)  # bash's test errors, then "done", exit 0, before
     assert done.returncode == 2
     assert done.stderr.strip().endswith("error: --stage must be a whole number (got 'one')")
+    done = _run("--seed", "1.5", cwd=demo)
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith("error: --seed must be a whole number (got '1.5')")
 
 
 def test_own_corpus_recipe_takes_a_kaldi_dir_and_names_what_is_missing(tmp_path):
@@ -223,9 +226,10 @@ def test_the_demo_runs_every_stage_end_to_end_and_a_rerun_does_nothing(tmp_path)
     # Runs of other experiments (a base of the corpus's own singers, the vocoders) go beside
     # those of this one: each process has one thread, and the machine has two cores.
     pool = ThreadPoolExecutor(1)
+    # ... trained from another seed (weights, masks, crops), as repeats of an experiment are.
     own = pool.submit(_run, *args, "--base", "corpus", "--pretrain-steps", "4",
                       "--pretrain-args", TINY, "--exp", "e2e-own", "--stage", "0",
-                      "--stop-stage", "3", cwd=demo, timeout=300)
+                      "--stop-stage", "3", "--seed", "7", cwd=demo, timeout=300)
     done = _run(*args, cwd=demo, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     for stage in range(7):  # every stage ran and logged its exact commands
@@ -255,10 +259,13 @@ def test_the_demo_runs_every_stage_end_to_end_and_a_rerun_does_nothing(tmp_path)
     assert "nothing to do" in again.stderr and "run: " not in again.stderr
     own = own.result()
     assert own.returncode == 0, own.stderr[-3000:]
-    base = exp / "e2e-own-base" / "checkpoints" / "last.ckpt"
-    assert torch.load(base, weights_only=True)["global_step"] == 4
+    base = torch.load(exp / "e2e-own-base" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert base["global_step"] == 4
     own_model = torch.load(exp / "e2e-own" / "checkpoints" / "last.ckpt", weights_only=True)
     assert own_model["hyper_parameters"]["init_from"].endswith("e2e-own-base/checkpoints/last.ckpt")
+    for trained in (base, own_model):
+        assert trained["hyper_parameters"]["seed"] == 7
+        assert trained["datamodule_hyper_parameters"]["seed"] == 7
 
     def vocoder(size: str) -> subprocess.CompletedProcess:
         return _run(*args, "--vocoder", f"nsf-{size}", "--vocoder-steps", "2", "--vocoder-args",

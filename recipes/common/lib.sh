@@ -38,9 +38,9 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-# Stage numbers and --ngpu are whole numbers: anything else is a typo to report in one line,
-# not a bash error followed by a recipe that runs nothing and says "done".
-for name in stage stop_stage ngpu; do
+# Stage numbers, --ngpu and --seed are whole numbers: anything else is a typo to report in one
+# line, not a bash error followed by a recipe that runs nothing and says "done".
+for name in stage stop_stage ngpu seed; do
     if [ -n "${!name-}" ] && ! [[ "${!name}" =~ ^[0-9]+$ ]]; then
         log "error: --${name//_/-} must be a whole number (got '${!name}')"; exit 2
     fi

@@ -6,7 +6,7 @@
 # Options: [--stage N] [--stop-stage M] [--exp NAME] [--jobs N] [--ngpu N] [--force true]
 #          [--prep-config FILE] [--model small|paper] [--base auto|corpus|none|CKPT]
 #          [--pretrain-steps N]
-#          [--fit-steps N]
+#          [--fit-steps N] [--seed N]
 #          [--vocoder world|griffin-lim|hifigan-universal|nsf|nsf-lite|nsf-small|pretrained:NAME|CKPT]
 #          [--vocoder-steps N] [--key SEMITONES|auto] [--pretrain-args "..."] [--fit-args "..."]
 #          [--vocoder-args "..."] [--copy-synthesis true] [--match-k K]
@@ -14,7 +14,10 @@
 # "--model.init_args.loss.cycle 5"). Every command is logged as it runs, and one that already
 # succeeded is skipped: a rerun of a finished recipe does nothing and says so, an interrupted
 # one reruns what did not finish (prep and training resume where they stopped);
-# --force true reruns everything in the stage range.
+# --force true reruns everything in the stage range. --seed N trains stages 2 and 3 from
+# seed N instead of the configs' 0 (weights, masks, crops): for repeats that tell a real
+# change from seed-to-seed noise; give each seed its own --exp, as a fit resumes its
+# experiment's last checkpoint.
 # Stages:
 #   0  data dirs: Kaldi-style train/ and held-out test/ lists of the corpus (data/<exp>/;
 #      one per experiment, so pairs from several corpora share a recipe folder)
@@ -61,6 +64,7 @@ model=small
 pretrain_steps=200
 base=auto
 fit_steps=600
+seed=""  # "": the configs' seeds
 vocoder=world
 vocoder_steps=""  # default: nsf 400 (CPU) or 2000 (--ngpu), nsf-lite 4000, nsf-small 6000
 key=0
@@ -79,6 +83,11 @@ for required in corpus singer_a singer_b held_out; do
     fi
 done
 data=data/${exp}
+seed_args=()
+if [ -n "${seed}" ]; then
+    seed_args=(--seed_everything "${seed}" --model.init_args.seed "${seed}"
+               --data.init_args.seed "${seed}")
+fi
 dump=dump/${exp}
 exp_dir=../../checkpoints/${exp}
 own_base=../../checkpoints/${exp}-base/checkpoints/last.ckpt
@@ -116,7 +125,7 @@ if stage_enabled 2; then
         run voiceconv pretrain --config "../common/conf/pretrain_${model}.yaml" \
             --config conf/pretrain.yaml --data.init_args.prep_dirs "[${dump}/prep]" \
             --experiment "${exp}-base" --trainer.max_steps "${pretrain_steps}" --ckpt_path last \
-            $(trainer_args) ${pretrain_args}
+            "${seed_args[@]}" $(trainer_args) ${pretrain_args}
     else
         log "stage 2: nothing to pretrain (base: ${base:-none})"
     fi
@@ -133,7 +142,7 @@ if stage_enabled 3; then
     run voiceconv fit --config "../common/conf/cyclegan_${model}.yaml" --config conf/fit.yaml \
         --data.init_args.prep_dir "${dump}/prep" --data.init_args.singer_a "${singer_a}" \
         --data.init_args.singer_b "${singer_b}" --experiment "${exp}" \
-        --trainer.max_steps "${fit_steps}" --ckpt_path last "${init[@]}" \
+        --trainer.max_steps "${fit_steps}" --ckpt_path last "${init[@]}" "${seed_args[@]}" \
         $(trainer_args) ${fit_args}
 fi
 

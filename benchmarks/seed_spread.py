@@ -1,0 +1,99 @@
+"""Quality across training seeds: a recipe run once per seed (`--seed S`, each in its own
+experiment), and its stage-6 figures per direction side by side, with their median and range.
+
+One run of the demo is one draw: the seed decides the generators' first weights, the masks and
+the crops, and with them the figures by more than many a change moves them. A change is worth
+keeping when it moves the median of several seeds by more than the seeds spread it. Run the
+change under another --exp-prefix with the same seeds, and compare the two tables.
+
+Usage: python benchmarks/seed_spread.py [--recipe recipes/demo/run.sh] [--seeds 0 1 2 3 4]
+       [--exp-prefix seeds] [--recipe-args "..."]   (more recipe options, e.g. "--fit-args
+       '--model.init_args.loss.cycle 5'" or "--key 0")
+Runs that finished are not run again (the recipe skips what it did); an interrupted one resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from benchmarks.common import machine  # noqa: E402
+
+# (metrics.json key, column title, format)
+COLUMNS = [("f0_key_semitones", "key", "{:+g}"),
+           ("f0_median_cents", "F0 median dev. (c)", "{:.1f}"),
+           ("gross_pitch_error", "gross pitch error", "{:.1%}"),
+           ("gross_pitch_error_stable", "gross, stable F0", "{:.1%}"),
+           ("speaker_sim_target", "similarity to target", "{:.3f}"),
+           ("speaker_sim_source", "to source", "{:.3f}"),
+           ("dnsmos_ovrl", "DNSMOS OVRL", "{:.2f}")]
+DIRECTIONS = {"a2b": "A -> B", "b2a": "B -> A"}
+
+
+def run_recipe(recipe: Path, exp: str, seed: int, extra: list[str]) -> float:
+    """One seed's recipe run; its wall time in seconds (about 0 when it had finished)."""
+    log = REPO / "benchmarks" / "out" / "seed_spread" / f"{exp}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    command = ["bash", str(recipe), "--exp", exp, "--seed", str(seed), *extra]
+    print(f"seed {seed}: {shlex.join(command)} (log: {log.relative_to(REPO)})", flush=True)
+    start = time.perf_counter()
+    with open(log, "a") as fh:
+        done = subprocess.run(command, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        sys.exit(f"seed {seed}: the recipe failed (exit {done.returncode}); see {log}")
+    return time.perf_counter() - start
+
+
+def scores(exp: str, direction: str) -> dict[str, float]:
+    path = REPO / "checkpoints" / exp / "eval" / direction / "metrics.json"
+    return json.loads(path.read_text())
+
+
+def table(rows: dict[int, dict[str, float]]) -> list[str]:
+    lines = ["| seed | " + " | ".join(title for _, title, _ in COLUMNS) + " |",
+             "|---" * (len(COLUMNS) + 1) + "|"]
+    for seed, m in rows.items():
+        lines.append(f"| {seed} | " + " | ".join(
+            fmt.format(m[key]) if m.get(key) is not None else "-" for key, _, fmt in COLUMNS)
+            + " |")
+    summary = {"median": statistics.median, "min": min, "max": max}
+    for name, how in summary.items():
+        cells = []
+        for key, _, fmt in COLUMNS:
+            values = [m[key] for m in rows.values() if m.get(key) is not None]
+            cells.append(fmt.format(how(values)) if values else "-")
+        lines.append(f"| **{name}** | " + " | ".join(cells) + " |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipe", type=Path, default=REPO / "recipes" / "demo" / "run.sh")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--exp-prefix", default="seeds")
+    parser.add_argument("--recipe-args", default="", help="more options for every run")
+    args = parser.parse_args()
+
+    print(f"machine: {machine()}")
+    extra = shlex.split(args.recipe_args)
+    seconds = {seed: run_recipe(args.recipe.resolve(), f"{args.exp_prefix}{seed}", seed, extra)
+               for seed in args.seeds}
+    print(f"\n{args.recipe.relative_to(REPO) if args.recipe.is_relative_to(REPO) else args.recipe}"
+          f" {args.recipe_args}, seeds {' '.join(map(str, args.seeds))}; wall time per run: "
+          + ", ".join(f"{s / 60:.1f} min" for s in seconds.values()))
+    for direction, title in DIRECTIONS.items():
+        rows = {seed: scores(f"{args.exp_prefix}{seed}", direction) for seed in args.seeds}
+        print(f"\n{title} ({direction}): the held-out songs")
+        print("\n".join(table(rows)))
+
+
+if __name__ == "__main__":
+    main()
