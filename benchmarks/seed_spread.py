@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import statistics
 import subprocess
@@ -45,8 +46,10 @@ def run_recipe(recipe: Path, exp: str, seed: int, extra: list[str]) -> float:
     command = ["bash", str(recipe), "--exp", exp, "--seed", str(seed), *extra]
     print(f"seed {seed}: {shlex.join(command)} (log: {log.relative_to(REPO)})", flush=True)
     start = time.perf_counter()
+    # The recipe calls `voiceconv`: this Python's, as from an activated environment.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     with open(log, "a") as fh:
-        done = subprocess.run(command, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT)
+        done = subprocess.run(command, cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT)
     if done.returncode != 0:
         sys.exit(f"seed {seed}: the recipe failed (exit {done.returncode}); see {log}")
     return time.perf_counter() - start
@@ -86,8 +89,8 @@ def main() -> None:
     extra = shlex.split(args.recipe_args)
     seconds = {seed: run_recipe(args.recipe.resolve(), f"{args.exp_prefix}{seed}", seed, extra)
                for seed in args.seeds}
-    print(f"\n{args.recipe.relative_to(REPO) if args.recipe.is_relative_to(REPO) else args.recipe}"
-          f" {args.recipe_args}, seeds {' '.join(map(str, args.seeds))}; wall time per run: "
+    recipe = shlex.join(["bash", str(args.recipe), *extra])
+    print(f"\n{recipe}, seeds {' '.join(map(str, args.seeds))}; wall time per run: "
           + ", ".join(f"{s / 60:.1f} min" for s in seconds.values()))
     for direction, title in DIRECTIONS.items():
         rows = {seed: scores(f"{args.exp_prefix}{seed}", direction) for seed in args.seeds}
