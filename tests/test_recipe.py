@@ -335,3 +335,22 @@ def test_a_pretraining_pool_of_other_singers_needs_its_own_name(tmp_path):
     typo = stage_0(tmp_path / "othr", "--pool", "typo")
     assert typo.returncode == 2 and typo.stderr.count("\n") == 1
     assert f"--singing {tmp_path / 'othr'}: no such folder" in typo.stderr
+
+
+def test_a_recipe_edited_while_it_runs_finishes_as_it_began(tmp_path):
+    """Bash reads a script as it runs it: a recipe file saved in place during a long stage
+    (a fit of hours on a cluster) used to go on from a shifted offset, with a syntax error
+    after the stage. The recipes are one block, read whole before they start."""
+    demo = _recipe_copy(tmp_path)
+    local = demo.parent / "common" / "local"
+    (local / "data.sh").rename(local / "data_as_shipped.sh")
+    edit = ('svc="$(dirname "$0")/../svc.sh"; body=$(cat "$svc")\n'
+            'printf "# a comment added while the recipe ran\\n%s\\n" "$body" > "$svc"\n')
+    (local / "data.sh").write_text(
+        f'#!/usr/bin/env bash\n{edit}exec bash "$(dirname "$0")/data_as_shipped.sh" "$@"\n')
+    (local / "data.sh").chmod(0o755)
+    done = _run("--stage", "0", "--stop-stage", "0", cwd=demo)
+    assert (demo.parent / "common/svc.sh").read_text().startswith("# a comment added")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().endswith("done (stages 0..0: 1 run, 0 done already)"), done.stderr
+    assert (demo / "data/demo/test/wav.scp").is_file()

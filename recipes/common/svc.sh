@@ -48,6 +48,9 @@
 #      similarity to each singer (the centroid of its training songs), naturalness (DNSMOS);
 #      checkpoints/<exp>/eval/*/report.html (and of the copy synthesis, if made)
 
+# One block, which bash reads whole before running any of it: a recipe file saved while
+# the recipe runs (during a fit of hours) changes the next run, not this one.
+{
 set -euo pipefail
 common=$(cd "$(dirname "$0")" && pwd)
 
@@ -235,3 +238,5 @@ if stage_enabled 6; then
 fi
 
 finish
+exit
+}

@@ -14,6 +14,9 @@
 #      voiceconv convert --match-k 32 does) vs real target, against the source through the
 #      same vocoder and the raw source; F0 of the converted vs the source
 
+# One block, which bash reads whole before running any of it: a recipe file saved while
+# the recipe runs (during a fit of hours) changes the next run, not this one.
+{
 set -euo pipefail
 export VOICECONV_CALLER_DIR=$PWD  # paths the user gives are relative to it
 cd "$(dirname "$0")"
@@ -66,3 +69,5 @@ if stage_enabled 3; then
 fi
 
 finish
+exit
+}

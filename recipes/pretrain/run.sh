@@ -28,6 +28,9 @@
 #      generator alone; `--vocoder pretrained:nsf-singing-lite`); its card is written by hand
 # On a cluster: recipes/slurm/pretrain.sbatch runs stage 2 with requeue on pre-emption.
 
+# One block, which bash reads whole before running any of it: a recipe file saved while
+# the recipe runs (during a fit of hours) changes the next run, not this one.
+{
 set -euo pipefail
 export VOICECONV_CALLER_DIR=$PWD  # paths the user gives are relative to it
 cd "$(dirname "$0")"
@@ -121,3 +124,5 @@ if stage_enabled 5 && [ "${vocoder_steps}" -gt 0 ]; then
 fi
 
 finish
+exit
+}
