@@ -61,6 +61,8 @@ def run_recipe(recipe: Path, exp: str, seed: int, extra: list[str]) -> float:
 
 def scores(exp: str, direction: str) -> dict[str, float]:
     path = REPO / "checkpoints" / exp / "eval" / direction / "metrics.json"
+    if not path.is_file():
+        sys.exit(f"{exp}: no {path.relative_to(REPO)}; the recipe must run through stage 6")
     metrics = json.loads(path.read_text())
     target, source = metrics.get("speaker_sim_target"), metrics.get("speaker_sim_source")
     if target is not None and source is not None:
