@@ -138,6 +138,32 @@ def test_unknown_option_or_a_stage_that_is_not_a_number_is_refused(tmp_path):
     assert done.stderr.strip().endswith("error: --seed must be a whole number (got '1.5')")
 
 
+def test_each_direction_can_have_its_own_vocoder(tmp_path):
+    """--vocoder NAME renders both directions; "a2b=NAME b2a=NAME" one each (a direction left
+    out gets world); a path is taken where the user ran the recipe; anything else is refused
+    in one line."""
+    demo = _recipe_copy(tmp_path)
+    (tmp_path / "voc.ckpt").write_bytes(b"")
+
+    def vocoders(spec: str) -> list[str]:
+        done = _run("--stage", "4", "--stop-stage", "4", "--vocoder", spec, cwd=tmp_path,
+                    script=str(demo / "run.sh"))
+        assert done.returncode == 0, done.stderr
+        return [line.split("vocoder ", 1)[1] for line in done.stderr.splitlines()
+                if "stage 4: vocoder" in line]
+
+    assert vocoders("griffin-lim") == ["griffin-lim (no training)"]
+    assert vocoders("b2a=griffin-lim") == ["world (no training)", "griffin-lim (no training)"]
+    assert vocoders("a2b=voc.ckpt b2a=world") == [f"{tmp_path / 'voc.ckpt'} (no training)",
+                                                   "world (no training)"]
+    # The demo's own choice (the singing vocoder into PJS) gives way to the user's.
+    assert vocoders("a2b=world b2a=world") == ["world (no training)"]
+    for spec in ("a2b=world c2d=world", "a2b="):
+        done = _run("--stage", "4", "--stop-stage", "4", "--vocoder", spec, cwd=demo)
+        assert done.returncode == 2
+        assert done.stderr.strip().endswith(f"(got '{spec.split()[-1]}')"), done.stderr
+
+
 def test_own_corpus_recipe_takes_a_kaldi_dir_and_names_what_is_missing(tmp_path):
     demo = _recipe_copy(tmp_path)
     own = demo.parent / "own_corpus"
@@ -235,6 +261,11 @@ def test_the_demo_runs_every_stage_end_to_end_and_a_rerun_does_nothing(tmp_path)
     for stage in range(7):  # every stage ran and logged its exact commands
         assert f"stage {stage}:" in done.stderr
     assert "run: voiceconv fit" in done.stderr and "--trainer.accelerator cpu" in done.stderr
+    # Into PJS the songs are rendered by the shipped singing vocoder, into NIT-F001 by WORLD.
+    converts = [line for line in done.stderr.splitlines() if "run: voiceconv convert" in line]
+    assert len(converts) == 2
+    assert "--direction a2b --vocoder pretrained:nsf-singing-lite-v2" in converts[0]
+    assert "--direction b2a --vocoder world" in converts[1]
     exp = demo.parent.parent / "checkpoints"
     assert len((demo / "dump/e2e/prep/manifest.jsonl").read_text().splitlines()) >= 4
     # By default the pair starts from the base that ships; nothing is pretrained.

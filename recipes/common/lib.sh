@@ -10,6 +10,18 @@ log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0")) $*" >&2; }
 force=${force:-false}
 ngpu=${ngpu:-}
 
+# caller_path PATH: a relative path the user gave names something where they ran the recipe,
+# which has since cd'ed into its folder: made absolute there, unless it names something in the
+# recipe folder (as the recipes' own settings, e.g. the demo's audio, do).
+caller_path() {
+    if [[ "$1" != /* ]] && [ -n "${VOICECONV_CALLER_DIR:-}" ] && [ ! -e "$1" ] \
+            && [ -e "${VOICECONV_CALLER_DIR}/$1" ]; then
+        realpath "${VOICECONV_CALLER_DIR}/$1"
+    else
+        printf '%s\n' "$1"
+    fi
+}
+
 # `--some-option value` sets $some_option, which run.sh must have defined (as Kaldi's
 # parse_options.sh does), so a typo is an error instead of a silently ignored flag.
 while [ $# -gt 0 ]; do
@@ -24,14 +36,8 @@ while [ $# -gt 0 ]; do
             fi
             if [ $# -lt 2 ]; then log "error: $1 needs a value"; exit 2; fi
             printf -v "$name" '%s' "$2"
-            # A relative path the user gave names something where they ran the recipe, which
-            # has since cd'ed into its folder: made absolute there, unless it names something
-            # in the recipe folder (as the recipes' own settings, e.g. the demo's audio, do).
             case " corpus prep_config singing mbrola base vocoder " in *" ${name} "*)
-                if [[ "$2" != /* ]] && [ -n "${VOICECONV_CALLER_DIR:-}" ] && [ ! -e "$2" ] \
-                        && [ -e "${VOICECONV_CALLER_DIR}/$2" ]; then
-                    printf -v "$name" '%s' "$(realpath "${VOICECONV_CALLER_DIR}/$2")"
-                fi ;;
+                printf -v "$name" '%s' "$(caller_path "$2")" ;;
             esac
             shift 2 ;;
         *) log "error: unexpected argument $1"; exit 2 ;;

@@ -8,6 +8,7 @@
 #          [--pretrain-steps N]
 #          [--fit-steps N] [--seed N]
 #          [--vocoder world|griffin-lim|hifigan-universal|nsf|nsf-lite|nsf-small|pretrained:NAME|CKPT]
+#          [--vocoder "a2b=NAME b2a=NAME"]
 #          [--vocoder-steps N] [--key SEMITONES|auto] [--pretrain-args "..."] [--fit-args "..."]
 #          [--vocoder-args "..."] [--copy-synthesis true] [--match-k K]
 # --*-args pass options through to that stage's command (e.g. --fit-args
@@ -37,7 +38,8 @@
 #      --vocoder nsf-small trains the small NSF-HiFi-GAN from scratch (about 0.8 s per step
 #      on a 2-core CPU; follows F0)
 #      A shipped vocoder (--vocoder pretrained:nsf-singing-lite) or a checkpoint is used as
-#      it is: no training
+#      it is: no training. --vocoder "a2b=NAME b2a=NAME" renders each direction with its own
+#      (a direction left out: world)
 #   5  convert the held-out songs: A's to B's voice and B's to A's (checkpoints/<exp>/converted),
 #      shifted by --key (auto: into the target singer's range; needs a vocoder that follows
 #      F0, such as world); with --match-k K, their frames matched to the target's training
@@ -149,57 +151,92 @@ if stage_enabled 3; then
         $(trainer_args) ${fit_args}
 fi
 
-vocoder_choice=${vocoder}
-case ${vocoder} in
-    # Fine-tuned from the universal HiFi-GAN. On GPUs: batches of 16 with half the crops
-    # pitch-shifted, so the source takes over the pitch (2000 steps, about 6 minutes on an
-    # H200); on a CPU, the demo's batches of 2 (better sound, but the pitch stays the mel's).
-    nsf) vocoder_exp=${exp}-vocoder
-         vocoder_conf=(--config ../common/conf/nsf_hifigan_v1.yaml --config conf/vocoder.yaml)
-         if [ "${ngpu:-0}" -gt 0 ]; then
-             vocoder_steps=${vocoder_steps:-2000}
-             vocoder_conf+=(--data.init_args.batch_size 16 --data.init_args.pitch_shift_prob 0.5
-                            --data.init_args.num_workers 4 --checkpoint_every_n_steps 500)
-         else
-             vocoder_steps=${vocoder_steps:-400}
-         fi ;;
-    # The universal filter cut to its kernel-3 stacks: the cut breaks its sound, and while it
-    # is rebuilt around the source (half the crops pitch-shifted) the pitch moves to the F0.
-    nsf-lite) vocoder_exp=${exp}-vocoder-lite; vocoder_steps=${vocoder_steps:-4000}
-         vocoder_conf=(--config ../common/conf/nsf_hifigan_lite.yaml --config conf/vocoder.yaml
-                       --data.init_args.batch_size 4 --data.init_args.pitch_shift_prob 0.5) ;;
-    # From scratch: larger batches, and a quarter of the crops pitch-shifted so the filter
-    # takes its pitch from the F0 (what a key shift needs).
-    nsf-small) vocoder_exp=${exp}-vocoder-small; vocoder_steps=${vocoder_steps:-6000}
-         vocoder_conf=(--config ../common/conf/nsf_hifigan_small.yaml --config conf/vocoder.yaml
-                       --data.init_args.batch_size 4 --data.init_args.pitch_shift_prob 0.25) ;;
-    *) vocoder_exp="" ;;
-esac
-if [ -n "${vocoder_exp}" ]; then
-    vocoder_choice=../../checkpoints/${vocoder_exp}/checkpoints/last.ckpt
+# --vocoder NAME renders both directions; "a2b=NAME b2a=NAME" gives each its own (a vocoder
+# trained mostly on one singer renders that voice best; an unnamed direction gets world).
+vocoder_a2b=${vocoder} vocoder_b2a=${vocoder}
+if [[ "${vocoder}" == *=* ]]; then
+    vocoder_a2b=world vocoder_b2a=world
+    for part in ${vocoder}; do
+        case ${part} in
+            a2b=?*) vocoder_a2b=$(caller_path "${part#a2b=}") ;;
+            b2a=?*) vocoder_b2a=$(caller_path "${part#b2a=}") ;;
+            *) log "error: --vocoder takes NAME or \"a2b=NAME b2a=NAME\" (got '${part}')"
+               exit 2 ;;
+        esac
+    done
 fi
-if stage_enabled 4; then
-    if [ -n "${vocoder_exp}" ]; then
-        log "stage 4: train ${vocoder} (${vocoder_steps} steps); rerun to resume"
-        # shellcheck disable=SC2046,SC2086 # option lists split into words on purpose
-        run voiceconv fit "${vocoder_conf[@]}" --data.init_args.prep_dir "${dump}/prep" \
-            --experiment "${vocoder_exp}" --trainer.max_steps "${vocoder_steps}" \
-            --ckpt_path last $(trainer_args) ${vocoder_args}
+
+# vocoder_training NAME: for a vocoder this recipe trains, sets its experiment (train_exp),
+# configs (train_conf) and steps (train_steps); fails for one that is used as it is.
+vocoder_training() {
+    case $1 in
+        # Fine-tuned from the universal HiFi-GAN. On GPUs: batches of 16 with half the crops
+        # pitch-shifted, so the source takes over the pitch (2000 steps, about 6 minutes on an
+        # H200); on a CPU, the demo's batches of 2 (better sound, but the pitch stays the mel's).
+        nsf) train_exp=${exp}-vocoder
+             train_conf=(--config ../common/conf/nsf_hifigan_v1.yaml --config conf/vocoder.yaml)
+             if [ "${ngpu:-0}" -gt 0 ]; then
+                 train_steps=${vocoder_steps:-2000}
+                 train_conf+=(--data.init_args.batch_size 16 --data.init_args.pitch_shift_prob 0.5
+                              --data.init_args.num_workers 4 --checkpoint_every_n_steps 500)
+             else
+                 train_steps=${vocoder_steps:-400}
+             fi ;;
+        # The universal filter cut to its kernel-3 stacks: the cut breaks its sound, and while it
+        # is rebuilt around the source (half the crops pitch-shifted) the pitch moves to the F0.
+        nsf-lite) train_exp=${exp}-vocoder-lite; train_steps=${vocoder_steps:-4000}
+             train_conf=(--config ../common/conf/nsf_hifigan_lite.yaml --config conf/vocoder.yaml
+                         --data.init_args.batch_size 4 --data.init_args.pitch_shift_prob 0.5) ;;
+        # From scratch: larger batches, and a quarter of the crops pitch-shifted so the filter
+        # takes its pitch from the F0 (what a key shift needs).
+        nsf-small) train_exp=${exp}-vocoder-small; train_steps=${vocoder_steps:-6000}
+             train_conf=(--config ../common/conf/nsf_hifigan_small.yaml --config conf/vocoder.yaml
+                         --data.init_args.batch_size 4 --data.init_args.pitch_shift_prob 0.25) ;;
+        *) return 1 ;;
+    esac
+}
+
+# vocoder_file NAME: what `voiceconv convert --vocoder` takes for it.
+vocoder_file() {
+    if vocoder_training "$1"; then
+        echo "../../checkpoints/${train_exp}/checkpoints/last.ckpt"
     else
-        log "stage 4: vocoder ${vocoder} (no training)"
+        printf '%s\n' "$1"
     fi
+}
+
+if stage_enabled 4; then
+    names=("${vocoder_a2b}")
+    [ "${vocoder_b2a}" != "${vocoder_a2b}" ] && names+=("${vocoder_b2a}")
+    for name in "${names[@]}"; do
+        if vocoder_training "${name}"; then
+            log "stage 4: train ${name} (${train_steps} steps); rerun to resume"
+            # shellcheck disable=SC2046,SC2086 # option lists split into words on purpose
+            run voiceconv fit "${train_conf[@]}" --data.init_args.prep_dir "${dump}/prep" \
+                --experiment "${train_exp}" --trainer.max_steps "${train_steps}" \
+                --ckpt_path last $(trainer_args) ${vocoder_args}
+        else
+            log "stage 4: vocoder ${name} (no training)"
+        fi
+    done
 fi
 
 # The conversions and their scores follow the model and the vocoder: trained further, they are
 # made again.
-depends=$(stamp "${exp_dir}/checkpoints/last.ckpt" "${vocoder_choice}")
+depends_on_parts() {  # depends_on_parts DIRECTION
+    local name=vocoder_$1
+    depends=$(stamp "${exp_dir}/checkpoints/last.ckpt" "$(vocoder_file "${!name}")")
+}
 if stage_enabled 5; then
-    log "stage 5: convert the held-out songs with ${vocoder_choice}"
     kinds=("")  # "": the conversions; "_copy": the songs themselves through the vocoder
     [ "${copy_synthesis}" = true ] && kinds+=(_copy)
     for direction in a2b b2a; do
         singer=${singer_a}
         [ "${direction}" = b2a ] && singer=${singer_b}
+        name=vocoder_${direction}
+        choice=$(vocoder_file "${!name}")
+        depends_on_parts "${direction}"
+        log "stage 5: convert the held-out songs ${direction} with ${choice}"
         for kind in "${kinds[@]}"; do
             how=(--key "${key}")
             [ "${match_k}" != 0 ] && how+=(--match-k "${match_k}")
@@ -207,7 +244,7 @@ if stage_enabled 5; then
             # shellcheck disable=SC2046 # one argument per held-out song
             run voiceconv convert $("${common}/local/held_out.sh" "${data}/test" "${singer}") \
                 --model "${exp_dir}/checkpoints/last.ckpt" --direction "${direction}" \
-                --vocoder "${vocoder_choice}" "${how[@]}" \
+                --vocoder "${choice}" "${how[@]}" \
                 --out "${exp_dir}/converted/${direction}${kind}"
         done
     done
@@ -218,6 +255,7 @@ if stage_enabled 6; then
         source_singer=${singer_a} target_singer=${singer_b}
         [ "${direction}" = b2a ] && source_singer=${singer_b} target_singer=${singer_a}
         log "stage 6: eval ${direction} (${source_singer} -> ${target_singer})"
+        depends_on_parts "${direction}"
         dirs=${exp_dir}/eval/${direction}
         run "${common}/local/eval_dirs.sh" "${data}/test" "${source_singer}" "${target_singer}" \
             "${dirs}" "${data}/train"
