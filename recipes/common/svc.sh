@@ -196,12 +196,13 @@ vocoder_training() {
     esac
 }
 
-# vocoder_file NAME: what `voiceconv convert --vocoder` takes for it.
-vocoder_file() {
-    if vocoder_training "$1"; then
+# vocoder_of DIRECTION: what `voiceconv convert --vocoder` takes for that direction.
+vocoder_of() {
+    local name=vocoder_$1
+    if vocoder_training "${!name}"; then
         echo "../../checkpoints/${train_exp}/checkpoints/last.ckpt"
     else
-        printf '%s\n' "$1"
+        printf '%s\n' "${!name}"
     fi
 }
 
@@ -223,19 +224,14 @@ fi
 
 # The conversions and their scores follow the model and the vocoder: trained further, they are
 # made again.
-depends_on_parts() {  # depends_on_parts DIRECTION
-    local name=vocoder_$1
-    depends=$(stamp "${exp_dir}/checkpoints/last.ckpt" "$(vocoder_file "${!name}")")
-}
 if stage_enabled 5; then
     kinds=("")  # "": the conversions; "_copy": the songs themselves through the vocoder
     [ "${copy_synthesis}" = true ] && kinds+=(_copy)
     for direction in a2b b2a; do
         singer=${singer_a}
         [ "${direction}" = b2a ] && singer=${singer_b}
-        name=vocoder_${direction}
-        choice=$(vocoder_file "${!name}")
-        depends_on_parts "${direction}"
+        choice=$(vocoder_of "${direction}")
+        depends=$(stamp "${exp_dir}/checkpoints/last.ckpt" "${choice}")
         log "stage 5: convert the held-out songs ${direction} with ${choice}"
         for kind in "${kinds[@]}"; do
             how=(--key "${key}")
@@ -255,7 +251,7 @@ if stage_enabled 6; then
         source_singer=${singer_a} target_singer=${singer_b}
         [ "${direction}" = b2a ] && source_singer=${singer_b} target_singer=${singer_a}
         log "stage 6: eval ${direction} (${source_singer} -> ${target_singer})"
-        depends_on_parts "${direction}"
+        depends=$(stamp "${exp_dir}/checkpoints/last.ckpt" "$(vocoder_of "${direction}")")
         dirs=${exp_dir}/eval/${direction}
         run "${common}/local/eval_dirs.sh" "${data}/test" "${source_singer}" "${target_singer}" \
             "${dirs}" "${data}/train"
