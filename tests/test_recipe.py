@@ -317,6 +317,12 @@ def test_the_demo_runs_every_stage_end_to_end_and_a_rerun_does_nothing(tmp_path)
                  timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stderr.count("run: voiceconv convert") == 2, again.stderr[-3000:]
+    # Another vocoder for one direction converts that direction again, and only that one.
+    other = _run(*args, "--fit-steps", "6", "--stage", "5", "--stop-stage", "5", "--vocoder",
+                 "a2b=griffin-lim b2a=world", cwd=demo, timeout=300)
+    assert other.returncode == 0, other.stderr[-3000:]
+    runs = [line for line in other.stderr.splitlines() if "run: voiceconv convert" in line]
+    assert len(runs) == 1 and "--direction a2b --vocoder griffin-lim" in runs[0], other.stderr
     for size, field, value in (("small", "upsample_initial_channel", 128),
                                ("lite", "resblock_kernel_sizes", [3])):
         trained_vocoder = vocoders[size].result()
