@@ -3,8 +3,8 @@
 
 `.gpu/singing/<singer>/`: the real singing of ../shared/data/singing that the repository does
 not already hold (recipes/demo/audio has NIT-F001 and PJS 001-020), minus the held-out songs
-and the singers left out. The vocoder there is fine-tuned from the shipped snapshot
-(`pretrained:nsf-singing-lite`, in git), so the universal HiFi-GAN weights stay behind.
+and the singers left out. The vocoder there is fine-tuned from the newest shipped generator
+(`pretrained:nsf-singing-lite-v2`, in git), so the universal HiFi-GAN weights stay behind.
 """
 
 from __future__ import annotations
