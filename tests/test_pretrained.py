@@ -32,6 +32,10 @@ SHIPPED = REPO / "checkpoints" / "pretrained"
 # The demo's held-out songs: no shipped part was trained on them.
 UNSEEN = [("nit_f001", "nitech_jp_song070_f001_029.flac", 0.0, 43.0),
           ("pjs", "pjs020_song.flac", 0.0, 14.0)]
+# A shipped vocoder that misses issue 28's 3 % of gross pitch errors, named with its own bar:
+# v2, trained on, came closer to the pool's singers and lost a little pitch on low male notes
+# (3.3 % on PJS 020's excerpt; 1.7 % over its card's four clips).
+GROSS_BAR_EXCEPTIONS = {"nsf-singing-lite-v2": 0.05}
 
 
 def test_the_shipped_folder_is_the_one_pretrained_names_resolve_in():
@@ -111,9 +115,7 @@ def test_a_shipped_vocoder_sings_songs_it_never_heard_at_the_f0_it_is_given(name
         source, render, up = tracks[i], tracks[n + i], tracks[2 * n + i]
         melody = f0_metrics(source, render)
         # Issue 28's bars for a shipped vocoder (conventional gross errors: off by > 20 %).
-        # v2, trained on, came closer to the pool's singers and lost a little pitch on low male
-        # notes (3.3 % on PJS 020's excerpt; 1.7 % over its card's four clips).
-        gross_bar = 0.05 if name.endswith("-v2") else 0.03
+        gross_bar = GROSS_BAR_EXCEPTIONS.get(name, 0.03)
         assert melody.median_cents < 5 and melody.gross_pitch_error_20pct < gross_bar, (song,
                                                                                         melody)
         shift = f0_metrics(render * 2 ** (200 / 1200), up)
