@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Here, before a lent GPU machine is started: what benchmarks/gpu_session.sh needs there, in
-# .gpu/ (git-ignored through .git/info/exclude), for the device tool's run to carry (about 18 MB).
+# .gpu/ (git-ignored through .git/info/exclude), for the device tool's run to carry.
 # - .gpu/wheels/: the packages voiceconv's training needs that the GPU machines' image lacks
 #   (Python 3.12 there; torch, lightning, numpy, scipy, matplotlib and the like are installed),
 #   at this checkout's venv's versions, the ones the tests pass with;
 # - .gpu/reference/: the reference MaskCycleGAN-VC model (MIT) for train_step.py's reference
 #   rows: ../shared does not travel;
 # - .gpu/singing/: the songs the singing vocoder is fine-tuned on that the repository lacks
-#   (benchmarks/gpu_vocoder_inputs.py).
+#   (benchmarks/gpu_vocoder_inputs.py), as many as the 64 MiB below leaves room for.
 # The device tool refuses a working tree (the files git does not ignore, and what it carries)
 # over 64 MiB: the script says what will travel, and fails when that is too much.
 #
@@ -40,10 +40,12 @@ if [ -f "$reference/model.py" ]; then
 else
     echo "gpu_prepare.sh: no $reference: the session runs without reference rows" >&2
 fi
-rm -rf .gpu/site  # the universal HiFi-GAN weights of older versions of this script
-"${pip%pip}python" benchmarks/gpu_vocoder_inputs.py
+rm -rf .gpu/site .gpu/singing  # site: the universal HiFi-GAN weights of older versions
 tracked=$(git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s |
           awk '{ n += $1 } END { print n }')
+# The vocoder's songs get what the limit leaves, less 1 MiB for directory entries and slack.
+budget=$(( (64 << 20) - tracked - $(du -sb .gpu | cut -f1) - (1 << 20) ))
+"${pip%pip}python" benchmarks/gpu_vocoder_inputs.py --budget-bytes "$budget"
 carried=$(du -sb .gpu | cut -f1)
 echo "travels: $(( (tracked + carried) >> 20 )) MiB (the checkout $(( tracked >> 20 )), .gpu" \
     "$(( carried >> 20 ))) of the device tool's 64"
