@@ -29,15 +29,15 @@ def copy_singing(out: Path, budget: float = float("inf")) -> tuple[int, list[str
     bytes; returns (bytes copied, the songs left behind). The singers with the least singing
     come first, so a tight budget trims the one with the most (PJS), not a whole voice."""
     in_repo = {p.name for p in (REPO / "recipes" / "demo" / "audio").rglob("*.flac")}
-    songs = [song for song in sorted(SHARED.glob("*/*.flac"))
+    sizes = {song: song.stat().st_size for song in sorted(SHARED.glob("*/*.flac"))
              if song.stem not in HELD_OUT and song.parent.name not in LEFT_OUT_SINGERS
-             and song.name not in in_repo]
+             and song.name not in in_repo}
     per_singer: dict[str, int] = {}
-    for song in songs:
-        per_singer[song.parent.name] = per_singer.get(song.parent.name, 0) + song.stat().st_size
+    for song, size in sizes.items():
+        per_singer[song.parent.name] = per_singer.get(song.parent.name, 0) + size
     total, left = 0, []
-    for song in sorted(songs, key=lambda song: (per_singer[song.parent.name], song.name)):
-        size = song.stat().st_size
+    for song in sorted(sizes, key=lambda song: (per_singer[song.parent.name], song.name)):
+        size = sizes[song]
         if total + size > budget:
             left.append(song.name)
             continue
