@@ -118,6 +118,26 @@ def test_chunked_rendering_equals_one_shot(mel_f0):
     assert (one_shot - chunked).abs().max() <= 1e-4
 
 
+def test_renders_through_channels_last_convolutions_what_training_computes(mel_f0):
+    """Without autograd a CPU renders the 1-D convolutions as 2-D ones over channels-last
+    views (models/vocoders/channels_last.py): the same audio as the 1-D path that training
+    runs, with the channels innermost from layer to layer, so no layer copies its input."""
+    mel, f0 = mel_f0
+    mel, f0 = mel[..., :120], f0[..., :120]
+    nsf = NSFHiFiGAN(NSF_SMALL, FeatureConfig()).eval().with_precision("fp32")
+    nsf.generator.remove_weight_norm()
+    with torch.no_grad():  # make the source matter more than it does at initialisation
+        for conv in nsf.generator.noise_convs:
+            conv.weight.normal_(0, 0.5)
+    rendered = nsf.synthesise(mel, f0)
+    with torch.enable_grad():
+        trained_path = nsf.synthesise(mel, f0).detach()
+    assert (rendered - trained_path).abs().max() <= 1e-5 * trained_path.abs().max()
+    with torch.no_grad():
+        inside = nsf.generator.ups[1](nsf.generator.ups[0](nsf.generator.conv_pre(mel)))
+    assert inside.stride(1) == 1 and inside.shape[1] > 1
+
+
 @pytest.mark.parametrize("config", [NSF_LITE, NSF_V1], ids=["lite", "v1"])
 def test_a_mel_frame_reaches_no_further_than_the_context(config):
     """The context each chunk is rendered with covers the generator's reach, so chunks join

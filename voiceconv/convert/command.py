@@ -52,7 +52,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                    "(default world: exact pitch)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="a neural vocoder's arithmetic: auto = bf16 where the GPU or CPU (AMX, "
-                   "AVX512-BF16) has bf16 units, about 1.5x faster there and not audibly "
+                   "AVX512-BF16) has bf16 units, 1.5-2x faster there and not audibly "
                    "different; fp32 elsewhere (default auto)")
     p.add_argument("--copy-synthesis", action="store_true",
                    help="render the source itself through the vocoder (same F0, key and "

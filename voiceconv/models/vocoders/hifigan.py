@@ -23,6 +23,7 @@ from voiceconv.core.checkpoint import load_plain
 from voiceconv.core.errors import VoiceconvError
 from voiceconv.core.feature_config import PRESETS
 from voiceconv.models.vocoders.base import Vocoder
+from voiceconv.models.vocoders.channels_last import Conv1d, ConvTranspose1d
 
 LEAKY_SLOPE = 0.1
 # A neural vocoder renders long inputs in chunks of this many frames (3 s at 22.05 kHz), so
@@ -56,11 +57,11 @@ class ResidualStack(nn.Module):
     def __init__(self, channels: int, kernel: int, dilations: tuple[int, ...]) -> None:
         super().__init__()
         self.convs1 = nn.ModuleList(
-            parametrizations.weight_norm(nn.Conv1d(channels, channels, kernel, dilation=d,
+            parametrizations.weight_norm(Conv1d(channels, channels, kernel, dilation=d,
                                                    padding=_same_padding(kernel, d)))
             for d in dilations)
         self.convs2 = nn.ModuleList(
-            parametrizations.weight_norm(nn.Conv1d(channels, channels, kernel,
+            parametrizations.weight_norm(Conv1d(channels, channels, kernel,
                                                    padding=_same_padding(kernel)))
             for _ in dilations)
 
@@ -91,18 +92,18 @@ class HiFiGANGenerator(nn.Module):
         super().__init__()
         self.cfg = cfg
         c = cfg.upsample_initial_channel
-        self.conv_pre = parametrizations.weight_norm(nn.Conv1d(cfg.n_mels, c, 7, padding=3))
+        self.conv_pre = parametrizations.weight_norm(Conv1d(cfg.n_mels, c, 7, padding=3))
         self.ups = nn.ModuleList()
         self.resblocks = nn.ModuleList()
         for i, (rate, kernel) in enumerate(zip(cfg.upsample_rates, cfg.upsample_kernel_sizes,
                                                strict=True)):
             c_in, c_out = c // 2**i, c // 2 ** (i + 1)
-            self.ups.append(parametrizations.weight_norm(nn.ConvTranspose1d(
+            self.ups.append(parametrizations.weight_norm(ConvTranspose1d(
                 c_in, c_out, kernel, rate, padding=(kernel - rate) // 2)))
             for k, dilations in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilations,
                                     strict=True):
                 self.resblocks.append(ResidualStack(c_out, k, dilations))
-        self.conv_post = parametrizations.weight_norm(nn.Conv1d(c_out, 1, 7, padding=3))
+        self.conv_post = parametrizations.weight_norm(Conv1d(c_out, 1, 7, padding=3))
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         x = self.conv_pre(mel)

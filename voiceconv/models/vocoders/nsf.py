@@ -31,6 +31,7 @@ from voiceconv.core.checkpoint import build_from_checkpoint, load_plain
 from voiceconv.core.errors import VoiceconvError
 from voiceconv.core.feature_config import FeatureConfig
 from voiceconv.models.vocoders.base import Vocoder
+from voiceconv.models.vocoders.channels_last import Conv1d
 from voiceconv.models.vocoders.hifigan import (
     NEURAL_CHUNK_FRAMES,
     HiFiGANConfig,
@@ -111,8 +112,8 @@ class NSFHiFiGANGenerator(HiFiGANGenerator):
             stride = math.prod(cfg.upsample_rates[i + 1:])
             channels = c // 2 ** (i + 1)
             self.noise_convs.append(
-                nn.Conv1d(1, channels, 2 * stride, stride=stride, padding=stride // 2)
-                if stride > 1 else nn.Conv1d(1, channels, 1))
+                Conv1d(1, channels, 2 * stride, stride=stride, padding=stride // 2)
+                if stride > 1 else Conv1d(1, channels, 1))
 
     def forward(self, mel: torch.Tensor, f0: torch.Tensor, phase0: torch.Tensor | None = None,
                 sample_offset: int = 0, rng: torch.Generator | None = None) -> torch.Tensor:
