@@ -175,6 +175,42 @@ def test_resume_after_kill_or_sigterm_equals_uninterrupted_training(fit_config, 
     assert validation_steps(fit_config, "extended") == expected
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("validation_pairs", [1, 2],
+                         ids=["after_the_step", "between_validation_batches"])
+def test_a_sigterm_after_the_steps_callbacks_still_saves_that_step(fit_config, tmp_path,
+                                                                    validation_pairs):
+    """Lightning ends a run with SIGTERMException where it next looks: at the end of the step
+    (while it logs and validates) or between validation batches. A signal there, after the
+    step's callbacks looked, must still save the step, and the run resume from it exactly."""
+    common = ["--config", SMALL, "--config", fit_config, "--trainer.max_steps", 4,
+              "--checkpoint_every_n_steps", 100, "--preview_every_n_steps", "0",
+              "--ckpt_path", "last"]
+    if validation_pairs == 2:  # every prepared segment: two pairs, two validation batches
+        prep = yaml.safe_load(fit_config.read_text())["data"]["init_args"]["prep_dir"]
+        common += ["--data.init_args.val_prep_dir", prep]
+    signal_config = tmp_path / "late.yaml"
+    signal_config.write_text(yaml.safe_dump({"trainer": {"callbacks": [
+        {"class_path": "tests.helpers.SignalAtStep",
+         "init_args": {"step": 2, "signal_name": "SIGTERM", "in_validation": True}}]}}))
+    straight, late = (f"{name}-{validation_pairs}" for name in ("straight", "late"))
+
+    def stopped_and_resumed() -> Path:
+        stopped = fit_process(*common, "--experiment", late, "--config", signal_config,
+                              check=False)
+        assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
+        last = exp_dir(fit_config, late) / "checkpoints" / "last.ckpt"
+        assert torch.load(last, weights_only=True)["global_step"] == 2
+        fit_process(*common, "--experiment", late)
+        return last
+
+    with ThreadPoolExecutor(2) as pool:
+        resumed = pool.submit(stopped_and_resumed)
+        fit_process(*common, "--experiment", straight)
+    weights = generator_weights(exp_dir(fit_config, straight) / "checkpoints" / "last.ckpt")
+    assert max_difference(weights, generator_weights(resumed.result())) <= 1e-6
+
+
 def test_sigterm_to_the_whole_job_with_loader_workers_still_saves(fit_config, tmp_path):
     """SLURM's pre-emption and `timeout` signal every process of the job, the loader workers
     too: the run must still save the step it reached and exit as interrupted, not die of a

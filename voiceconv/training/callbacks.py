@@ -19,6 +19,7 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from voiceconv.core.checkpoint import load_plain
 from voiceconv.core.errors import VoiceconvError
@@ -66,6 +67,10 @@ class LastCheckpoint(L.Callback):
     Saving between steps, never inside the signal handler, is what makes the checkpoint
     step-exact: the handler only raises a flag. (`ModelCheckpoint` adds one every N steps.)
     `stopped_by` is then the signal's number, so the command can exit as interrupted.
+
+    Lightning also looks for SIGTERM after a step's callbacks (while the step is logged and
+    validated) and between validation batches, and ends the run there with SIGTERMException:
+    a signal that arrives after this callback has looked is saved on that exception.
     """
 
     def __init__(self, last_path: str, requeue: bool = True) -> None:
@@ -73,10 +78,11 @@ class LastCheckpoint(L.Callback):
         self.stopped_by: int | None = None
         self._signal: int | None = None
         self._previous: Any = None
-        self._saved_step = -1
-        self._saving_at_train_end = False
+        self._saved_step = self._started_step = -1
+        self._batch_counted = False  # the step's batch already counted for the loggers
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started_step = trainer.global_step  # no step of this run to save before it
         if hasattr(signal, "SIGUSR1"):
             self._previous = signal.signal(signal.SIGUSR1, self._flag)
 
@@ -84,15 +90,32 @@ class LastCheckpoint(L.Callback):
         if hasattr(signal, "SIGUSR1") and self._previous is not None:
             signal.signal(signal.SIGUSR1, self._previous)
         if trainer.global_step != self._saved_step:
-            self._saving_at_train_end = True
-            try:
-                trainer.save_checkpoint(self.last_path, weights_only=False)
-            finally:
-                self._saving_at_train_end = False
+            self._save_counted(trainer)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                     exception: BaseException) -> None:
+        if (not isinstance(exception, SIGTERMException) or trainer.sanity_checking
+                or trainer.global_step in (self._saved_step, self._started_step)):
+            return
+        # The step's updates are done. Stopped in its validation, Lightning has not yet
+        # counted the batch for the loggers; stopped after it, it has.
+        if trainer.validating:
+            trainer.save_checkpoint(self.last_path, weights_only=False)
+        else:
+            self._save_counted(trainer)
+        self._stopped(trainer, int(signal.SIGTERM))
+
+    def _save_counted(self, trainer: L.Trainer) -> None:
+        self._batch_counted = True
+        try:
+            trainer.save_checkpoint(self.last_path, weights_only=False)
+        finally:
+            self._batch_counted = False
+        self._saved_step = trainer.global_step
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            checkpoint: dict[str, Any]) -> None:
-        if not self._saving_at_train_end:
+        if not self._batch_counted:
             return
         # Lightning counts a batch for its loggers' step after on_train_batch_end and adds one
         # when it restarts, so it expects checkpoints written before that count. This one is
@@ -114,16 +137,19 @@ class LastCheckpoint(L.Callback):
         if not stop:
             return
         trainer.save_checkpoint(self.last_path, weights_only=False)
-        self._saved_step = trainer.global_step
-        self.stopped_by = int(self._signal if usr1 else signal.SIGTERM)
-        rank_zero_info(f"pre-emption signal: saved {self.last_path} at step "
-                       f"{trainer.global_step}; rerun with --ckpt_path last to continue")
+        self._stopped(trainer, int(self._signal if usr1 else signal.SIGTERM))
         job = os.environ.get("SLURM_JOB_ID")
         if usr1 and self.requeue and job and trainer.is_global_zero:
             array = os.environ.get("SLURM_ARRAY_JOB_ID")
             job = f"{array}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array else job
             subprocess.run(["scontrol", "requeue", job], check=False)
         trainer.should_stop = True
+
+    def _stopped(self, trainer: L.Trainer, signum: int) -> None:
+        self._saved_step = trainer.global_step
+        self.stopped_by = signum
+        rank_zero_info(f"pre-emption signal: saved {self.last_path} at step "
+                       f"{trainer.global_step}; rerun with --ckpt_path last to continue")
 
 
 class ResumedProgressBar(TQDMProgressBar):
