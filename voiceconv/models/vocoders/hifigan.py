@@ -58,11 +58,11 @@ class ResidualStack(nn.Module):
         super().__init__()
         self.convs1 = nn.ModuleList(
             parametrizations.weight_norm(Conv1d(channels, channels, kernel, dilation=d,
-                                                   padding=_same_padding(kernel, d)))
+                                                padding=_same_padding(kernel, d)))
             for d in dilations)
         self.convs2 = nn.ModuleList(
             parametrizations.weight_norm(Conv1d(channels, channels, kernel,
-                                                   padding=_same_padding(kernel)))
+                                                padding=_same_padding(kernel)))
             for _ in dilations)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
