@@ -90,7 +90,7 @@ class LastCheckpoint(L.Callback):
         if hasattr(signal, "SIGUSR1") and self._previous is not None:
             signal.signal(signal.SIGUSR1, self._previous)
         if trainer.global_step != self._saved_step:
-            self._save_counted(trainer)
+            self._save(trainer, batch_counted=True)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule,
                      exception: BaseException) -> None:
@@ -99,14 +99,11 @@ class LastCheckpoint(L.Callback):
             return
         # The step's updates are done. Stopped in its validation, Lightning has not yet
         # counted the batch for the loggers; stopped after it, it has.
-        if trainer.validating:
-            trainer.save_checkpoint(self.last_path, weights_only=False)
-        else:
-            self._save_counted(trainer)
+        self._save(trainer, batch_counted=not trainer.validating)
         self._stopped(trainer, int(signal.SIGTERM))
 
-    def _save_counted(self, trainer: L.Trainer) -> None:
-        self._batch_counted = True
+    def _save(self, trainer: L.Trainer, batch_counted: bool = False) -> None:
+        self._batch_counted = batch_counted
         try:
             trainer.save_checkpoint(self.last_path, weights_only=False)
         finally:
@@ -136,7 +133,7 @@ class LastCheckpoint(L.Callback):
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
         if not stop:
             return
-        trainer.save_checkpoint(self.last_path, weights_only=False)
+        self._save(trainer)
         self._stopped(trainer, int(self._signal if usr1 else signal.SIGTERM))
         job = os.environ.get("SLURM_JOB_ID")
         if usr1 and self.requeue and job and trainer.is_global_zero:
@@ -146,7 +143,6 @@ class LastCheckpoint(L.Callback):
         trainer.should_stop = True
 
     def _stopped(self, trainer: L.Trainer, signum: int) -> None:
-        self._saved_step = trainer.global_step
         self.stopped_by = signum
         rank_zero_info(f"pre-emption signal: saved {self.last_path} at step "
                        f"{trainer.global_step}; rerun with --ckpt_path last to continue")
